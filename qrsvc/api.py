@@ -1,0 +1,187 @@
+"""The /v1 QR API: thin views that parse, authorize, call a service and shape the response."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, cast
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from qrsvc import codes, usage
+from qrsvc.auth import current_key, plan_of, require_key
+from qrsvc.clock import isoformat
+from qrsvc.errors import ApiError
+from qrsvc.extensions import limiter
+from qrsvc.http import public_url, read_json_object, wants_json
+from qrsvc.models import QrCode
+from qrsvc.options import Bounds, Spec, choice, integer, parse_fields, parse_options, text
+from qrsvc.qr import CONTENT_TYPES, FORMATS
+
+bp = Blueprint("qr", __name__, url_prefix="/v1")
+
+#: Display changes a public image URL may ask of a stored code (the symbol itself is fixed).
+_IMAGE_CHANGES = frozenset({"size", "foreground", "background", "quiet_zone", "allow_low_contrast"})
+
+
+def _bounds() -> Bounds:
+    return Bounds(current_app.config["MIN_SIZE"], current_app.config["MAX_SIZE"])
+
+
+def generate_spec() -> Spec:
+    """Fields of /v1/qr/generate: the QR options plus `response`."""
+    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json"))})
+
+
+def image_url(code: QrCode, fmt: str | None = None) -> str:
+    return public_url(f"/v1/qr/{code.id}.{fmt or code.options['format']}")
+
+
+def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
+    """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI."""
+    stored = code.options
+    body: dict[str, Any] = {
+        "success": True,
+        "id": code.id,
+        "data": code.data,
+        "format": stored["format"],
+        "size": stored["size"],
+        "version": code.version,
+        "error_correction": stored["error_correction"],
+        "quiet_zone": stored["quiet_zone"],
+        "foreground": stored["foreground"],
+        "background": stored["background"],
+        "created_at": isoformat(code.created_at),
+        "image_url": image_url(code),
+    }
+    if image is not None:
+        encoded = base64.b64encode(image.content).decode()
+        body["image_base64"] = encoded
+        body["data_uri"] = f"data:{CONTENT_TYPES[image.options.format]};base64,{encoded}"
+    return body
+
+
+def image_response(image: codes.Image, etag: str, cache_control: str, code: QrCode | None = None) -> Response:
+    response = Response(image.content, mimetype=CONTENT_TYPES[image.options.format])
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = cache_control
+    response.headers["X-QR-Version"] = str(image.symbol.version)
+    if code is not None:
+        response.headers["X-QR-Id"] = code.id
+    return response
+
+
+def _generate(source: dict[str, Any], from_query: bool) -> Response | tuple[Response, int]:
+    options, extras = parse_options(source, generate_spec(), from_query=from_query)
+    key = current_key()
+    engine = current_app.config["ENGINE"]
+    code, image = codes.generate(key, plan_of(key), options, engine)
+    if extras.get("response") == "json" or ("response" not in extras and wants_json()):
+        return jsonify(code_json(code, image))
+    return image_response(image, codes.image_etag(options, engine), "private, max-age=86400", code)
+
+
+@bp.post("/qr/generate")
+@require_key("qr:write")
+def generate_post() -> Response | tuple[Response, int]:
+    return _generate(read_json_object(), from_query=False)
+
+
+@bp.get("/qr/generate")
+@require_key("qr:write")
+def generate_get() -> Response | tuple[Response, int]:
+    return _generate(request.args.to_dict(), from_query=True)
+
+
+@bp.get("/qr/<code_id>")
+@require_key("qr:read")
+def get_code(code_id: str) -> Response:
+    parse_fields(request.args.to_dict(), Spec(qr_fields=False))
+    return jsonify(code_json(codes.get_code(current_key(), code_id)))
+
+
+@bp.get("/qr/<code_id>.<ext>")
+def get_image(code_id: str, ext: str) -> Response:
+    """Public: the id is the capability. Any format, and display changes by query string."""
+    if ext not in FORMATS:
+        raise ApiError(404, "not_found", f"no image format {ext!r}; formats: {', '.join(FORMATS)}")
+    spec = Spec(bounds=_bounds())
+    changes = parse_fields(request.args.to_dict(), spec, from_query=True)
+    refused = sorted(set(changes) - _IMAGE_CHANGES)
+    if refused:
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"a stored code's {refused[0]} cannot be changed; accepted: {', '.join(sorted(_IMAGE_CHANGES))}",
+            field=refused[0],
+        )
+    code = codes.find_public_code(code_id)
+    options = codes.stored_options(code, {**changes, "format": ext})
+    engine = current_app.config["ENGINE"]
+    etag = codes.image_etag(options, engine)
+    if etag in request.if_none_match:
+        response = Response(status=304)
+        response.set_etag(etag)
+        response.headers["Cache-Control"] = _PUBLIC_CACHE
+        return response
+    return image_response(codes.make_image(options, engine), etag, _PUBLIC_CACHE, code)
+
+
+_PUBLIC_CACHE = "public, max-age=31536000, immutable"
+
+
+@bp.get("/qr")
+@require_key("qr:read")
+def list_codes() -> Response:
+    spec = Spec(
+        extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": text},
+        qr_fields=False,
+    )
+    params = parse_fields(request.args.to_dict(), spec, from_query=True)
+    limit = cast(int, params.get("limit", 20))
+    cursor = cast("str | None", params.get("cursor"))
+    page = codes.list_codes(current_key(), limit, cursor)
+    return jsonify(
+        {
+            "success": True,
+            "items": [code_json(code) for code in page.items],
+            "next_cursor": page.next_cursor,
+        }
+    )
+
+
+@bp.delete("/qr/<code_id>")
+@require_key("qr:write")
+def delete_code(code_id: str) -> Response:
+    codes.delete_code(current_key(), code_id)
+    return jsonify({"success": True, "id": code_id, "deleted": True})
+
+
+@bp.get("/account/usage")
+@require_key("qr:read")
+def account_usage() -> Response:
+    key = current_key()
+    plan = plan_of(key)
+    current = limiter.current_limit
+    counts = usage.usage_of(key.id)
+    return jsonify(
+        {
+            "success": True,
+            "plan": plan.name,
+            "rate_limit": {
+                "limit": plan.requests_per_minute,
+                "remaining": current.remaining if current else plan.requests_per_minute,
+                "reset": int(current.reset_at) if current else None,
+                "window_seconds": 60,
+            },
+            "quota": {"codes_per_month": plan.codes_per_month},
+            "usage": {
+                # This request is counted after the view, so add it here.
+                "requests_today": counts.requests_today + 1,
+                "codes_today": counts.codes_today,
+                "codes_this_month": counts.codes_this_month,
+            },
+        }
+    )
+
+
+__all__ = ["bp", "code_json", "generate_spec", "image_response", "image_url"]

@@ -1,0 +1,110 @@
+"""Who is calling: the API key from the request, its scopes, and its rate limit.
+
+`identify_request` runs before flask-limiter's check so the limiter counts per
+key (with the key's plan) and falls back to the client address for requests
+without a valid key. `require_key` then enforces 401/403 in the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request
+
+from qrsvc import usage
+from qrsvc.config import Plan
+from qrsvc.errors import ApiError
+from qrsvc.extensions import db
+from qrsvc.keys import find_key
+from qrsvc.models import ApiKey
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def credential() -> str | None:
+    """The key as sent: `Authorization: Bearer`, `X-API-Key`, or `?api_key=` (GET only)."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if "X-API-Key" in request.headers:
+        return request.headers["X-API-Key"].strip() or None
+    if request.method in ("GET", "HEAD") and "api_key" in request.args:
+        return request.args["api_key"].strip() or None
+    return None
+
+
+def identify_request() -> None:
+    """Resolve the caller once per request and give the limiter its key and limit."""
+    if not request.path.startswith("/v1/"):
+        return
+    plain = credential()
+    key = find_key(plain) if plain else None
+    g.qrsvc_credential = plain
+    g.qrsvc_key = key
+    if key is not None and key.revoked_at is None:
+        g.rate_limit_key = f"key:{key.prefix}"
+        g.rate_limit = f"{plan_of(key).requests_per_minute}/minute"
+    else:
+        g.rate_limit = current_app.config["PUBLIC_RATE_LIMIT"]
+
+
+def plan_of(key: ApiKey) -> Plan:
+    plans: dict[str, Plan] = current_app.config["PLANS"]
+    # A key whose plan was removed from configuration falls back to the default plan.
+    return plans.get(key.plan) or plans[current_app.config["DEFAULT_PLAN"]]
+
+
+def authenticate(scope: str) -> ApiKey:
+    """The calling key if it is valid, live and has `scope`; else the 401/403 of DESIGN.md §3."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="qrsvc"'}
+    if "qrsvc_key" not in g:
+        identify_request()
+    key: ApiKey | None = g.get("qrsvc_key")
+    if key is None:
+        if g.get("qrsvc_credential"):
+            raise ApiError(401, "invalid_api_key", "The API key is not valid.", headers=challenge)
+        raise ApiError(
+            401,
+            "missing_api_key",
+            "An API key is required: send Authorization: Bearer <key>.",
+            headers=challenge,
+        )
+    if key.revoked_at is not None:
+        raise ApiError(403, "key_revoked", "This API key has been revoked.")
+    if not key.has_scope(scope):
+        raise ApiError(403, "insufficient_scope", f"This API key lacks the {scope!r} scope.")
+    return key
+
+
+def require_key(scope: str) -> Callable[[F], F]:
+    """View decorator: authenticate with `scope`, then count the request in usage."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            key = authenticate(scope)
+            try:
+                return view(*args, **kwargs)
+            finally:
+                _count_request(key.id)
+
+        return cast(F, wrapped)
+
+    return decorator
+
+
+def _count_request(key_id: int) -> None:
+    db.session.rollback()  # whatever the view left unfinished is not ours to commit
+    usage.count(key_id, requests=1)
+    db.session.commit()
+
+
+def current_key() -> ApiKey:
+    """The key `require_key` authenticated for this request."""
+    key: ApiKey = g.qrsvc_key
+    return key
+
+
+__all__ = ["authenticate", "credential", "current_key", "identify_request", "plan_of", "require_key"]

@@ -1,0 +1,201 @@
+"""The `qrsvc` command: keys, database, servers and offline rendering."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup
+
+from qrsvc.errors import ApiError
+
+
+def _load_app() -> Flask:
+    """The composition root's app (`app.py`), so commands see every integration's tables."""
+    module = importlib.import_module(os.environ.get("QRSVC_APP_MODULE", "app"))
+    app: Flask = module.app
+    return app
+
+
+keys = AppGroup("keys", help="Create, list and revoke API keys.")
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who or what the key is for.")
+@click.option("--plan", default=None, help="Plan name (default: QRSVC_DEFAULT_PLAN).")
+@click.option("--scope", "scopes", multiple=True, help="Scope to grant; repeat. Default: all (*).")
+def keys_create(name: str, plan: str | None, scopes: tuple[str, ...]) -> None:
+    """Make a key; it is printed once, alone on the last line, and only its hash is kept."""
+    from qrsvc.keys import create_key
+
+    plans = current_app.config["PLANS"]
+    try:
+        key, plain = create_key(name, plan or current_app.config["DEFAULT_PLAN"], scopes, list(plans))
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created key {key.prefix} ({key.name}, plan {key.plan}, scopes {' '.join(key.scopes)}).")
+    click.echo("Store it now: it is shown only once.", err=True)
+    click.echo(plain)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Prefix, name, plan, scopes and state of every key (never the secret)."""
+    from qrsvc.clock import isoformat
+    from qrsvc.keys import list_keys
+
+    for key in list_keys():
+        state = f"revoked {isoformat(key.revoked_at)}" if key.revoked_at else "active"
+        click.echo(f"{key.prefix}\t{key.name}\t{key.plan}\t{','.join(key.scopes)}\t{state}")
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key with PREFIX (as `keys list` shows it)."""
+    from qrsvc.keys import revoke_key
+
+    try:
+        key = revoke_key(prefix)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Revoked key {key.prefix} ({key.name}).")
+
+
+@keys.command("demo")
+def keys_demo() -> None:
+    """Create a key named 'demo' on the first run (as `make run` does); later runs only say so."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from qrsvc.keys import create_key
+    from qrsvc.models import ApiKey
+
+    existing = db.session.scalar(sa.select(ApiKey).where(ApiKey.name == "demo"))
+    if existing is not None:
+        click.echo(
+            f"Demo key {existing.prefix} exists (shown once when made); `qrsvc keys create` makes another."
+        )
+        return
+    plan = "pro" if "pro" in current_app.config["PLANS"] else current_app.config["DEFAULT_PLAN"]
+    _key, plain = create_key("demo", plan, ["*"], list(current_app.config["PLANS"]))
+    click.echo(f"Demo API key (plan {plan}), shown only this once:")
+    click.echo(plain)
+
+
+database = AppGroup("db", help="Database schema.")
+
+
+@database.command("upgrade")
+@click.option("--revision", default="heads", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema of the core and every integration."""
+    from qrsvc.db import upgrade
+
+    upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    click.echo("Database is up to date.")
+
+
+app_commands = (keys, database)
+
+
+@click.command("serve")
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="HOST or 127.0.0.1")
+@click.option(
+    "--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="PORT or 8000"
+)
+@click.option("--workers", default=lambda: int(os.environ.get("QRSVC_WORKERS", "2")), type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve with gunicorn (production). Access logs carry the path only, never the query string."""
+    arguments = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s',
+        os.environ.get("QRSVC_WSGI_APP", "app:app"),
+    ]
+    os.execv(sys.executable, arguments)  # noqa: S606 (fixed argv, no shell)
+
+
+@click.command("generate")
+@click.argument("data")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--format", "fmt", default=None, help="png, svg, jpeg, webp or pdf (default: from the file name)."
+)
+@click.option("--size", default=512, show_default=True, type=int)
+@click.option("--error-correction", default="M", show_default=True)
+@click.option("--foreground", default="#000000", show_default=True)
+@click.option("--background", default="#ffffff", show_default=True)
+@click.option("--quiet-zone", default=4, show_default=True, type=int)
+@click.option("--version", "min_version", default=None, type=int, help="Minimum symbol version.")
+@click.option("--engine", default=lambda: os.environ.get("QRSVC_ENGINE", "zxing"), show_default="zxing")
+def generate(
+    data: str,
+    output: Path,
+    fmt: str | None,
+    size: int,
+    error_correction: str,
+    foreground: str,
+    background: str,
+    quiet_zone: int,
+    min_version: int | None,
+    engine: str,
+) -> None:
+    """Render DATA to a file offline: no server, no key, same options and checks as the API."""
+    from qrsvc.codes import make_image
+    from qrsvc.options import Spec, parse_options
+
+    if fmt is None:
+        fmt = output.suffix.lstrip(".").lower().replace("jpg", "jpeg") or "png"
+    fields: dict[str, object] = {
+        "data": data,
+        "format": fmt,
+        "size": size,
+        "error_correction": error_correction,
+        "foreground": foreground,
+        "background": background,
+        "quiet_zone": quiet_zone,
+    }
+    if min_version is not None:
+        fields["version"] = min_version
+    try:
+        options, _ = parse_options(fields, Spec())
+        image = make_image(options, engine)
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.field or 'error'}: {exc.message}") from None
+    output.write_bytes(image.content)
+    click.echo(
+        f"Wrote {output} ({options.format}, version {image.symbol.version}, {len(image.content)} bytes)."
+    )
+
+
+cli = FlaskGroup(
+    name="qrsvc",
+    create_app=_load_app,
+    add_default_commands=True,
+    add_version_option=False,
+    load_dotenv=False,
+    help="qrsvc: a self-hosted QR code service.",
+)
+cli.add_command(serve)
+cli.add_command(generate)
+
+
+def main() -> None:
+    cli.main(prog_name="qrsvc")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Use cases for codes: make (encode + render + store), find, list, delete.
+
+The HTTP views, the CLI, the batch endpoint and the integrations all come here,
+so a code made anywhere is an ordinary stored code with the same rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from qrsvc import clock, usage
+from qrsvc.config import Plan
+from qrsvc.db import insert
+from qrsvc.errors import ApiError, NotFoundError
+from qrsvc.extensions import db
+from qrsvc.models import ApiKey, QrCode
+from qrsvc.options import QrOptions
+from qrsvc.qr import RENDERER_VERSION, DataTooLongError, RenderError, Symbol, encode, render
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """Rendered bytes of one code with what a response needs to describe them."""
+
+    options: QrOptions
+    symbol: Symbol
+    content: bytes
+
+
+def new_code_id() -> str:
+    """`qr_` and 128 random bits: public image URLs rely on ids being unguessable."""
+    return "qr_" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+def make_image(options: QrOptions, engine: str) -> Image:
+    """Encode and render; the well-formed-but-impossible cases become 422s."""
+    try:
+        symbol = encode(options.data, options.error_correction, options.version, engine)
+    except DataTooLongError as exc:
+        raise ApiError(422, "data_too_long", str(exc), field="data") from None
+    try:
+        content = render(symbol, options.format, options.style)
+    except RenderError as exc:
+        raise ApiError(422, "size_too_small", str(exc), field="size") from None
+    return Image(options, symbol, content)
+
+
+def image_etag(options: QrOptions, engine: str) -> str:
+    """Everything that changes the bytes, hashed: data, options, engine, renderer version."""
+    key = json.dumps([RENDERER_VERSION, engine, options.data, options.stored()], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _content_hash(options: QrOptions) -> str:
+    canonical = json.dumps({"data": options.data, "options": options.stored()}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_quota(owner: ApiKey, plan: Plan, count: int) -> None:
+    used = usage.codes_this_month(owner.id)
+    if used + count > plan.codes_per_month:
+        today = clock.now()
+        next_month = (today.replace(day=28) + timedelta(days=4)).replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            f"plan {plan.name!r} allows {plan.codes_per_month} codes a month and "
+            f"{used} have been made; the quota renews on {next_month.date().isoformat()}",
+            headers={"Retry-After": str(int((next_month - today).total_seconds()) + 1)},
+        )
+
+
+def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image]) -> list[QrCode]:
+    """Store one record per image (identical requests share one) and count them, in one transaction."""
+    if not images:
+        return []
+    _check_quota(owner, plan, len(images))
+    now = clock.now()
+    hashes = [_content_hash(image.options) for image in images]
+    rows = {
+        content_hash: {
+            "id": new_code_id(),
+            "owner_id": owner.id,
+            "content_hash": content_hash,
+            "data": image.options.data,
+            "options": image.options.stored(),
+            "version": image.symbol.version,
+            "created_at": now,
+        }
+        for content_hash, image in zip(hashes, images, strict=True)
+    }
+    db.session.execute(
+        insert(QrCode)
+        .values(list(rows.values()))
+        .on_conflict_do_nothing(index_elements=[QrCode.owner_id, QrCode.content_hash])
+    )
+    found = {
+        code.content_hash: code
+        for code in db.session.scalars(
+            sa.select(QrCode).where(QrCode.owner_id == owner.id, QrCode.content_hash.in_(rows))
+        )
+    }
+    usage.count(owner.id, codes=len(images))
+    db.session.commit()
+    return [found[content_hash] for content_hash in hashes]
+
+
+def generate(owner: ApiKey, plan: Plan, options: QrOptions, engine: str) -> tuple[QrCode, Image]:
+    """Make one code: render it, store it, count it."""
+    image = make_image(options, engine)
+    (code,) = store_codes(owner, plan, [image])
+    return code, image
+
+
+def get_code(owner: ApiKey, code_id: str) -> QrCode:
+    """The owner's code; someone else's is as absent as a missing one."""
+    code = db.session.get(QrCode, code_id)
+    if code is None or code.owner_id != owner.id:
+        raise NotFoundError(f"no code {code_id!r}")
+    return code
+
+
+def find_public_code(code_id: str) -> QrCode:
+    code = db.session.get(QrCode, code_id)
+    if code is None:
+        raise NotFoundError(f"no code {code_id!r}")
+    return code
+
+
+def stored_options(code: QrCode, changes: Mapping[str, object] | None = None) -> QrOptions:
+    """A stored code's options, with allowed display changes (format, size, colours) applied."""
+    from qrsvc.options import build_options
+
+    base = QrOptions.from_stored(code.data, code.options)
+    return build_options(changes or {}, base=base)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[QrCode]
+    next_cursor: str | None
+
+
+def _encode_cursor(code: QrCode) -> str:
+    raw = f"{code.created_at.isoformat()}|{code.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, code_id = raw.split("|", 1)
+        return datetime.fromisoformat(moment), code_id
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor") from None
+
+
+def list_codes(owner: ApiKey, limit: int, cursor: str | None = None) -> Page:
+    """The owner's codes, newest first; `cursor` continues after the last page's final item."""
+    query = sa.select(QrCode).where(QrCode.owner_id == owner.id)
+    if cursor:
+        moment, code_id = _decode_cursor(cursor)
+        query = query.where(
+            sa.or_(
+                QrCode.created_at < moment,
+                sa.and_(QrCode.created_at == moment, QrCode.id < code_id),
+            )
+        )
+    rows = list(
+        db.session.scalars(query.order_by(QrCode.created_at.desc(), QrCode.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items, _encode_cursor(items[-1]) if more and items else None)
+
+
+def delete_code(owner: ApiKey, code_id: str) -> None:
+    code = get_code(owner, code_id)
+    db.session.delete(code)
+    db.session.commit()
+
+
+__all__ = [
+    "Image",
+    "Page",
+    "delete_code",
+    "find_public_code",
+    "generate",
+    "get_code",
+    "image_etag",
+    "list_codes",
+    "make_image",
+    "new_code_id",
+    "store_codes",
+    "stored_options",
+]

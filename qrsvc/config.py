@@ -1,0 +1,93 @@
+"""Every setting, its default and its `QRSVC_*` environment variable, in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a key may do: requests a minute (sliding window) and codes a calendar month."""
+
+    name: str
+    requests_per_minute: int
+    codes_per_month: int
+
+
+DEFAULT_PLANS = {
+    "free": {"requests_per_minute": 30, "codes_per_month": 1_000},
+    "pro": {"requests_per_minute": 500, "codes_per_month": 100_000},
+    "business": {"requests_per_minute": 5_000, "codes_per_month": 5_000_000},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configuration key, read from `QRSVC_<key>`; the README's table lists them all."""
+
+    key: str
+    default: Any
+    parse: Callable[[str], Any] = str
+    doc: str = ""
+
+    @property
+    def variable(self) -> str:
+        return f"QRSVC_{self.key}"
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        return self.parse(environ[self.variable]) if self.variable in environ else self.default
+
+
+def apply_settings(
+    config: dict[str, Any], settings: Iterable[Setting], environ: Mapping[str, str] | None = None
+) -> None:
+    """Fill `config` from the environment where a key is not already set (integrations use this)."""
+    environ = os.environ if environ is None else environ
+    for setting in settings:
+        if setting.key not in config:
+            config[setting.key] = setting.read(environ)
+
+
+CORE_SETTINGS = (
+    Setting("INSTANCE_PATH", "instance", doc="folder for the SQLite file and local state"),
+    Setting("DATABASE_URL", None, doc="SQLAlchemy URL; default SQLite in the instance folder"),
+    Setting("RATELIMIT_STORAGE_URL", "memory://", doc="flask-limiter storage, e.g. redis://host:6379"),
+    Setting("PUBLIC_BASE_URL", None, doc="origin used in image_url and links; default: the request's host"),
+    Setting("ENGINE", "zxing", doc="QR encoder: zxing (fast) or qrcode (pure-Python reference)"),
+    Setting("PLANS", DEFAULT_PLANS, json.loads, "JSON: plan → requests_per_minute, codes_per_month"),
+    Setting("DEFAULT_PLAN", "free", doc="plan given to keys created without --plan"),
+    Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
+    Setting("MAX_BODY_BYTES", 4 * 1024 * 1024, int, "larger request bodies get 413"),
+    Setting("MIN_SIZE", 64, int, "smallest image size accepted"),
+    Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
+    Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
+    Setting("LOG_LEVEL", "INFO", doc="logging level"),
+)
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Defaults, then the environment, then `overrides` (tests pass their own)."""
+    config: dict[str, Any] = dict(overrides or {})
+    apply_settings(config, CORE_SETTINGS, environ)
+    instance = Path(config["INSTANCE_PATH"]).resolve()
+    config["INSTANCE_PATH"] = str(instance)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{instance / 'qrsvc.sqlite3'}"
+    if config["ENGINE"] not in ("zxing", "qrcode"):
+        raise ValueError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
+    config["PLANS"] = {
+        name: p
+        if isinstance(p, Plan)
+        else Plan(name, int(p["requests_per_minute"]), int(p["codes_per_month"]))
+        for name, p in config["PLANS"].items()
+    }
+    if config["DEFAULT_PLAN"] not in config["PLANS"]:
+        raise ValueError(f"QRSVC_DEFAULT_PLAN {config['DEFAULT_PLAN']!r} is not in QRSVC_PLANS")
+    return config

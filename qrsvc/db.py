@@ -1,0 +1,72 @@
+"""Database plumbing: connection settings per backend, portable upserts, migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from qrsvc.extensions import db
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Writers wait for each other (busy timeout) instead of failing with "database is locked".
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+    app.extensions.setdefault("qrsvc_migrations", [str(MIGRATIONS / "versions")])
+
+
+def insert(table: Any) -> Any:
+    """INSERT that can say ON CONFLICT, for whichever backend the session is bound to."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are not written for {dialect}")
+
+
+def add_migrations(app: Flask, versions: Path) -> None:
+    """Let an integration put its own Alembic versions folder on the upgrade path."""
+    app.extensions.setdefault("qrsvc_migrations", []).append(str(versions))
+
+
+def upgrade(app: Flask, revision: str = "heads") -> None:
+    """Bring the schema (core and every integration) up to `revision`."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("version_locations", " ".join(app.extensions["qrsvc_migrations"]))
+    config.set_main_option("path_separator", "space")
+    with app.app_context():
+        command.upgrade(config, revision)

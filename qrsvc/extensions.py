@@ -1,0 +1,39 @@
+"""Extensions, created unbound; `create_app` binds them. A leaf module: imports nothing of ours."""
+
+from __future__ import annotations
+
+from flask import g, request
+from flask_limiter import Limiter
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _rate_limit_key() -> str:
+    # `qrsvc.auth.identify_request` runs first and puts the caller's identity in `g`.
+    key: str | None = g.get("rate_limit_key")
+    return key or f"ip:{request.remote_addr}"
+
+
+def _rate_limit() -> str:
+    limit: str = g.get("rate_limit") or "600/minute"
+    return limit
+
+
+def _not_api_request() -> bool:
+    return not request.path.startswith("/v1/")
+
+
+db = SQLAlchemy(model_class=Base)
+limiter = Limiter(
+    key_func=_rate_limit_key,
+    application_limits=[_rate_limit],
+    application_limits_exempt_when=_not_api_request,
+    strategy="moving-window",
+    headers_enabled=True,
+)
+
+__all__ = ["Base", "db", "limiter"]

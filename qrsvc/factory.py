@@ -1,0 +1,67 @@
+"""The application factory: a table of contents for the core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from qrsvc import auth, config, db, http
+from qrsvc.errors import register_error_handlers
+from qrsvc.extensions import limiter
+
+
+def create_app(
+    overrides: Mapping[str, Any] | None = None,
+    integrations: Iterable[ModuleType] = (),
+) -> Flask:
+    """Build the app from configuration; each integration module's `init_app` adds its part."""
+    settings = config.load(overrides)
+    app = Flask("qrsvc", instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    for integration in integrations:
+        integration.init_app(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    http.init_app(app)
+    db.init_app(app)
+    # Identify the caller before flask-limiter's own before_request counts the request.
+    app.before_request(auth.identify_request)
+    # after_request hooks run in reverse order: this one sees the limiter's headers.
+    app.after_request(_retry_after_only_when_refused)
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
+    limiter.init_app(app)
+
+
+def _retry_after_only_when_refused(response: Response) -> Response:
+    """flask-limiter sets Retry-After on every response; it belongs on 429 (and 503) only."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
+def register_blueprints(app: Flask) -> None:
+    from qrsvc.api import bp
+
+    app.register_blueprint(bp)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+
+def register_commands(app: Flask) -> None:
+    from qrsvc.cli import app_commands
+
+    for command in app_commands:
+        app.cli.add_command(command)

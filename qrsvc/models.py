@@ -1,0 +1,80 @@
+"""The core's tables: API keys, stored codes and daily usage counters."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from qrsvc.extensions import db
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite returns naive values otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use qrsvc.clock.now()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ApiKey(db.Model):  # type: ignore[name-defined,misc]
+    """An API key: only the SHA-256 of the secret is kept; `prefix` finds the row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    plan: Mapped[str] = mapped_column(sa.String(32))
+    scopes: Mapped[list[str]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def has_scope(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
+
+
+class QrCode(db.Model):  # type: ignore[name-defined,misc]
+    """A generated code: what was encoded, how it was drawn, and whose it is."""
+
+    __tablename__ = "qr_codes"
+    __table_args__ = (
+        sa.UniqueConstraint("owner_id", "content_hash", name="uq_qr_codes_owner_content"),
+        sa.Index("ix_qr_codes_owner_created", "owner_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="CASCADE"))
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    data: Mapped[str] = mapped_column(sa.Text)
+    options: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    version: Mapped[int] = mapped_column(sa.SmallInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UsageDay(db.Model):  # type: ignore[name-defined,misc]
+    """Requests and codes a key used on one UTC day; months are sums of days."""
+
+    __tablename__ = "usage_days"
+
+    key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(sa.Integer, default=0)
+    codes: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+__all__ = ["ApiKey", "QrCode", "UTCDateTime", "UsageDay"]

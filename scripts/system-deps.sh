@@ -1,0 +1,19 @@
+#!/bin/sh
+# System libraries that pip cannot install: Pango/HarfBuzz for WeasyPrint, Cairo for
+# rasterising SVG in tests. Installed with apt-get when missing and we are root.
+set -eu
+missing=""
+for lib in libpango-1.0.so.0 libpangoft2-1.0.so.0 libharfbuzz.so.0 libcairo.so.2 libfontconfig.so.1; do
+    ldconfig -p 2>/dev/null | grep -q "$lib" || missing="$missing $lib"
+done
+fc-list 2>/dev/null | grep -qi "dejavu" || missing="$missing fonts"
+[ -z "$missing" ] && exit 0
+packages="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libcairo2 libfontconfig1 fonts-dejavu-core"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing system libraries:$missing"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
+else
+    echo "Missing system libraries:$missing. Install: $packages" >&2
+    exit 1
+fi
