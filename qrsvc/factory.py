@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +13,9 @@ from qrsvc import auth, config, db, http
 from qrsvc.errors import register_error_handlers
 from qrsvc.extensions import limiter
 
+#: Jinja templates of the core and of every integration (`templates/<integration>/…`).
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
 
 def create_app(
     overrides: Mapping[str, Any] | None = None,
@@ -19,7 +23,12 @@ def create_app(
 ) -> Flask:
     """Build the app from configuration; each integration module's `init_app` adds its part."""
     settings = config.load(overrides)
-    app = Flask("qrsvc", instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
+    app = Flask(
+        "qrsvc",
+        instance_path=settings["INSTANCE_PATH"],
+        template_folder=str(TEMPLATES),
+        static_folder=None,
+    )
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.json.sort_keys = False  # type: ignore[attr-defined]
