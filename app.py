@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Flask
 
+from integrations import shop
 from qrsvc import create_app
 
-INTEGRATIONS: tuple[Any, ...] = ()
+INTEGRATIONS: tuple[Any, ...] = (shop,)
 
 
 def create(overrides: Mapping[str, Any] | None = None) -> Flask:

@@ -80,8 +80,12 @@ def _check_quota(owner: ApiKey, plan: Plan, count: int) -> None:
         )
 
 
-def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image]) -> list[QrCode]:
-    """Store one record per image (identical requests share one) and count them, in one transaction."""
+def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image], *, commit: bool = True) -> list[QrCode]:
+    """Store one record per image (identical requests share one) and count them, in one transaction.
+
+    With `commit=False` the caller owns the transaction: an integration stores the code
+    together with the record that carries it, and a rollback undoes both.
+    """
     if not images:
         return []
     _check_quota(owner, plan, len(images))
@@ -111,14 +115,17 @@ def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image]) -> list[QrCo
         )
     }
     usage.count(owner.id, codes=len(images))
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return [found[content_hash] for content_hash in hashes]
 
 
-def generate(owner: ApiKey, plan: Plan, options: QrOptions, engine: str) -> tuple[QrCode, Image]:
-    """Make one code: render it, store it, count it."""
+def generate(
+    owner: ApiKey, plan: Plan, options: QrOptions, engine: str, *, commit: bool = True
+) -> tuple[QrCode, Image]:
+    """Make one code: render it, store it, count it (`commit=False`: in the caller's transaction)."""
     image = make_image(options, engine)
-    (code,) = store_codes(owner, plan, [image])
+    (code,) = store_codes(owner, plan, [image], commit=commit)
     return code, image
 
 

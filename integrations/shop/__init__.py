@@ -1,0 +1,61 @@
+"""The shop integration: product and order codes, confirmation emails, PDF labels, store webhooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from flask.cli import AppGroup
+
+from qrsvc.config import Setting, apply_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+SETTINGS = (
+    Setting("SHOP_NAME", "Our shop", doc="shop name shown in confirmation emails"),
+    Setting("SHOP_OWNER_KEY", None, doc="prefix of the API key that owns records made by webhooks"),
+    Setting("SHOP_CURRENCY", None, doc="currency of prices arriving by product webhooks, e.g. EUR"),
+    Setting("SHOP_ORDER_CODE_SIZE", 300, int, "size in px of the order code in emails"),
+    Setting("SHOPIFY_WEBHOOK_SECRET", None, doc="Shopify app's client secret (signs its webhooks)"),
+    Setting("SHOPIFY_STORE_URL", None, doc="storefront origin for product URLs; default the shop's domain"),
+    Setting("WOOCOMMERCE_WEBHOOK_SECRET", None, doc="secret set on the WooCommerce webhooks"),
+    Setting("SMTP_URL", None, doc="smtp://user:pass@host:port[?starttls=1] or smtps://…; unset: no sending"),
+    Setting("SMTP_TIMEOUT", 10.0, float, "seconds to wait for the SMTP server"),
+    Setting("EMAIL_FROM", "orders@localhost", doc="From: of confirmation emails"),
+    Setting("EMAIL_IMAGES", "cid", doc="cid (a MIME part, for Gmail/Outlook) or data-uri"),
+    Setting("OUTBOX_BACKOFF_SECONDS", 60.0, float, "first retry delay; doubles each attempt (max a day)"),
+    Setting("OUTBOX_MAX_ATTEMPTS", 8, int, "attempts before an email is marked failed"),
+)
+
+outbox = AppGroup("outbox", help="The shop's email outbox.")
+
+
+@outbox.command("send")
+@click.option("--limit", default=100, show_default=True, help="Most messages to try in this run.")
+@click.option("--all", "everything", is_flag=True, help="Retry queued messages now, ignoring backoff.")
+def outbox_send(limit: int, everything: bool) -> None:
+    """Send every confirmation email that is due (cron this, e.g. every minute)."""
+    from integrations.shop import emails
+
+    if emails.transport() is None:
+        raise click.ClickException("QRSVC_SMTP_URL is not set: there is nowhere to send email")
+    result = emails.deliver_due(limit, ignore_backoff=everything)
+    click.echo(f"sent {result.sent}, retrying later {result.retrying}, failed {result.failed}")
+
+
+def init_app(app: Flask) -> None:
+    """Settings, the /v1/shop blueprint, the mail transport, the tables' migrations, `qrsvc outbox`."""
+    from integrations.shop import emails, models  # noqa: F401 (tables on the metadata)
+    from integrations.shop.views import bp
+    from qrsvc.db import add_migrations
+
+    apply_settings(app.config, SETTINGS)
+    emails.init_app(app)
+    app.register_blueprint(bp)
+    add_migrations(app, Path(__file__).parent / "migrations" / "versions")
+    app.cli.add_command(outbox)
+
+
+__all__ = ["SETTINGS", "init_app"]

@@ -1,0 +1,234 @@
+"""Products: the one "record saved → code made" path, for the API, webhooks and Python callers alike."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from integrations.shop.models import Product
+from qrsvc import clock, codes
+from qrsvc.auth import plan_of
+from qrsvc.errors import ApiError, NotFoundError
+from qrsvc.extensions import db
+from qrsvc.models import ApiKey, QrCode
+from qrsvc.options import QrOptions, check_options
+
+#: Product codes are printed (shelf labels, catalogues): the highest error correction survives wear.
+PRODUCT_ERROR_CORRECTION = "H"
+PRODUCT_CODE_SIZE = 512
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFields:
+    """A product as a caller describes it; `price` is decimal text such as "12.50"."""
+
+    sku: str
+    name: str
+    url: str
+    price: str | None = None
+    currency: str | None = None
+
+
+def normalize_price(value: object, field: str = "price") -> str:
+    """A non-negative amount as decimal text with at least two places ("12.5" → "12.50")."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ApiError(400, "invalid_parameter", f"{field} must be a number or decimal string", field)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ApiError(400, "invalid_parameter", f"{field} must be a number such as 12.50", field) from None
+    if not amount.is_finite() or amount < 0:
+        raise ApiError(400, "invalid_parameter", f"{field} must be a non-negative number", field)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        amount = amount.quantize(Decimal("0.01"))
+    return format(amount, "f")
+
+
+def normalize_currency(value: object, field: str = "currency") -> str:
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value.strip().upper()):
+        raise ApiError(400, "invalid_parameter", f"{field} must be a three-letter ISO 4217 code", field)
+    return value.strip().upper()
+
+
+def format_price(product: Product) -> str | None:
+    """The price as printed on a shelf label: "€12.50", or "12.50 CHF" without a known symbol."""
+    if product.price is None:
+        return None
+    if product.currency in _SYMBOLS:
+        return f"{_SYMBOLS[product.currency]}{product.price}"
+    return f"{product.price} {product.currency}" if product.currency else product.price
+
+
+def _check(fields: ProductFields) -> None:
+    for name, limit in (("sku", 64), ("name", 200)):
+        value: str = getattr(fields, name)
+        if not value.strip() or len(value) > limit or not value.isprintable():
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be 1 to {limit} printable characters", name
+            )
+    if not re.match(r"https?://[^\s/]+", fields.url):
+        raise ApiError(400, "invalid_parameter", "url must be an absolute http(s) URL", "url")
+
+
+def _make_code(owner: ApiKey, url: str) -> QrCode:
+    """Store the product's code in the caller's transaction (committed with the product)."""
+    options = QrOptions(
+        data=url, format="png", size=PRODUCT_CODE_SIZE, error_correction=PRODUCT_ERROR_CORRECTION
+    )
+    check_options(options)
+    code, _image = codes.generate(owner, plan_of(owner), options, current_app.config["ENGINE"], commit=False)
+    return code
+
+
+def create_product(owner: ApiKey, fields: ProductFields) -> Product:
+    """Save a product and its code (EC level H) in one transaction.
+
+    Anything else pending in the session commits with it (a webhook's delivery record).
+    A SKU the owner already has is a 409 `duplicate_sku` and nothing is stored.
+    """
+    product = _insert(owner, fields)
+    db.session.commit()
+    return product
+
+
+def _insert(owner: ApiKey, fields: ProductFields) -> Product:
+    _check(fields)
+    now = clock.now()
+    product = Product(
+        owner_id=owner.id,
+        sku=fields.sku,
+        name=fields.name,
+        url=fields.url,
+        price=fields.price,
+        currency=fields.currency,
+        qr_code=_make_code(owner, fields.url).id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(product)
+    except IntegrityError:
+        db.session.rollback()
+        raise ApiError(
+            409, "duplicate_sku", f"a product with SKU {fields.sku!r} already exists", "sku"
+        ) from None
+    return product
+
+
+def update_product(owner: ApiKey, sku: str, changes: dict[str, str | None]) -> Product:
+    """Change name, url, price or currency; a new `url` gets a new code (the old one stays stored)."""
+    product = get_product(owner, sku)
+    _apply(owner, product, changes)
+    db.session.commit()
+    return product
+
+
+def _apply(owner: ApiKey, product: Product, changes: dict[str, str | None]) -> None:
+    merged = ProductFields(
+        sku=product.sku,
+        name=str(changes.get("name", product.name)),
+        url=str(changes.get("url", product.url)),
+        price=changes.get("price", product.price),
+        currency=changes.get("currency", product.currency),
+    )
+    _check(merged)
+    if merged.url != product.url or product.qr_code is None:
+        product.qr_code = _make_code(owner, merged.url).id
+    product.name, product.url = merged.name, merged.url
+    product.price, product.currency = merged.price, merged.currency
+    product.updated_at = clock.now()
+
+
+def save_product(owner: ApiKey, fields: ProductFields) -> Product:
+    """Create or update by SKU (webhooks: a platform sends the whole product on every change)."""
+    existing = find_product(owner, fields.sku)
+    if existing is None:
+        try:
+            return create_product(owner, fields)
+        except ApiError as exc:
+            if exc.code != "duplicate_sku":
+                raise
+            # Created concurrently since we looked: update that one instead.
+            existing = get_product(owner, fields.sku)
+    changes = {"name": fields.name, "url": fields.url, "price": fields.price, "currency": fields.currency}
+    _apply(owner, existing, changes)
+    db.session.commit()
+    return existing
+
+
+def find_product(owner: ApiKey, sku: str) -> Product | None:
+    product: Product | None = db.session.scalar(
+        sa.select(Product).where(Product.owner_id == owner.id, Product.sku == sku)
+    )
+    return product
+
+
+def get_product(owner: ApiKey, sku: str) -> Product:
+    product = find_product(owner, sku)
+    if product is None:
+        raise NotFoundError(f"no product with SKU {sku!r}", field="sku")
+    return product
+
+
+def products_by_sku(owner: ApiKey, skus: list[str]) -> dict[str, Product]:
+    """The owner's products for `skus`; the first unknown SKU is a 404 that names it."""
+    found = {
+        product.sku: product
+        for product in db.session.scalars(
+            sa.select(Product).where(Product.owner_id == owner.id, Product.sku.in_(set(skus)))
+        )
+    }
+    for sku in skus:
+        if sku not in found:
+            raise ApiError(404, "unknown_sku", f"no product with SKU {sku!r}", field="skus")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ProductPage:
+    items: list[Product]
+    next_cursor: str | None
+
+
+def list_products(owner: ApiKey, limit: int, cursor: str | None = None) -> ProductPage:
+    """The owner's products in SKU order; `cursor` continues after the previous page."""
+    query = sa.select(Product).where(Product.owner_id == owner.id)
+    if cursor:
+        try:
+            after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(
+                400, "invalid_parameter", "cursor is not one this API returned", "cursor"
+            ) from None
+        query = query.where(Product.sku > after)
+    rows = list(db.session.scalars(query.order_by(Product.sku).limit(limit + 1)))
+    items = rows[:limit]
+    more = len(rows) > limit and items
+    next_cursor = base64.urlsafe_b64encode(items[-1].sku.encode()).decode().rstrip("=") if more else None
+    return ProductPage(items, next_cursor)
+
+
+__all__ = [
+    "ProductFields",
+    "ProductPage",
+    "create_product",
+    "find_product",
+    "format_price",
+    "get_product",
+    "list_products",
+    "normalize_currency",
+    "normalize_price",
+    "products_by_sku",
+    "save_product",
+    "update_product",
+]

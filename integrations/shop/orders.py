@@ -1,0 +1,214 @@
+"""Orders: save the order, its code (EC level M) and its confirmation email in one transaction."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from integrations.shop import emails
+from integrations.shop.models import Order, OrderItem, Product
+from qrsvc import clock, codes
+from qrsvc.auth import plan_of
+from qrsvc.errors import ApiError, NotFoundError
+from qrsvc.extensions import db
+from qrsvc.models import ApiKey
+from qrsvc.options import QrOptions, check_options
+
+#: Order codes are shown on screens and in emails: EC level M keeps them small.
+ORDER_ERROR_CORRECTION = "M"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+ADDRESS_FIELDS = ("name", "company", "address1", "address2", "city", "region", "postal_code", "country")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFields:
+    sku: str
+    quantity: int
+    unit_price: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFields:
+    """An order as a caller describes it (API body or a mapped webhook payload)."""
+
+    order_number: str
+    customer_name: str
+    customer_email: str
+    items: tuple[ItemFields, ...]
+    currency: str | None = None
+    tracking_url: str | None = None
+    shipping_address: dict[str, str] | None = None
+
+
+def new_order_id() -> str:
+    """`ord_` and 128 random bits."""
+    return "ord_" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+def qr_text(order: Order | OrderFields) -> str:
+    """What the order's code encodes: the tracking URL, or the order number when there is none."""
+    return order.tracking_url or order.order_number
+
+
+def address_lines(address: dict[str, str] | None) -> tuple[str, ...]:
+    """An address as printed on a label: name, company, street lines, "postal_code city", region, country."""
+    if not address:
+        return ()
+    get = address.get
+    town = " ".join(part for part in (get("postal_code"), get("city")) if part)
+    lines = (
+        get("name"),
+        get("company"),
+        get("address1"),
+        get("address2"),
+        town,
+        get("region"),
+        get("country"),
+    )
+    return tuple(line for line in lines if line)
+
+
+def _check(fields: OrderFields) -> None:
+    for name, value, limit in (
+        ("order_number", fields.order_number, 64),
+        ("customer.name", fields.customer_name, 200),
+    ):
+        if not value.strip() or len(value) > limit or not value.isprintable():
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be 1 to {limit} printable characters", name
+            )
+    if len(fields.customer_email) > 320 or not _EMAIL.fullmatch(fields.customer_email):
+        raise ApiError(400, "invalid_parameter", "customer.email must be an email address", "customer.email")
+    if not fields.items:
+        raise ApiError(400, "invalid_parameter", "an order needs at least one item", "items")
+    if fields.tracking_url is not None and not re.match(r"https?://[^\s/]+", fields.tracking_url):
+        raise ApiError(
+            400, "invalid_parameter", "tracking_url must be an absolute http(s) URL", "tracking_url"
+        )
+
+
+def order_code_options(text: str) -> QrOptions:
+    options = QrOptions(
+        data=text,
+        format="png",
+        size=current_app.config["SHOP_ORDER_CODE_SIZE"],
+        error_correction=ORDER_ERROR_CORRECTION,
+    )
+    check_options(options)
+    return options
+
+
+def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Order:
+    """Store the order with its items, its code and its queued email; then try to send the email.
+
+    One transaction holds the code, the order and the outbox row (and anything the caller
+    left pending, such as a webhook receipt). A duplicate `order_number` is a 409
+    `duplicate_order` decided by the unique constraint, and everything is rolled back.
+    Delivery runs after the commit: an SMTP failure leaves the email queued, never the
+    order unsaved.
+    """
+    _check(fields)
+    code, image = codes.generate(
+        owner, plan_of(owner), order_code_options(qr_text(fields)), current_app.config["ENGINE"], commit=False
+    )
+    names = _catalog_names(owner, [item.sku for item in fields.items])
+    order = Order(
+        id=new_order_id(),
+        owner_id=owner.id,
+        order_number=fields.order_number,
+        customer_name=fields.customer_name,
+        customer_email=fields.customer_email,
+        currency=fields.currency,
+        tracking_url=fields.tracking_url,
+        shipping_address=fields.shipping_address,
+        source=source,
+        qr_code=code.id,
+        created_at=clock.now(),
+        items=[
+            OrderItem(
+                position=position,
+                sku=item.sku,
+                name=item.name or names.get(item.sku),
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+            )
+            for position, item in enumerate(fields.items)
+        ],
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(order)
+    except IntegrityError:
+        db.session.rollback()
+        raise ApiError(
+            409,
+            "duplicate_order",
+            f"order {fields.order_number!r} already exists; nothing was changed",
+            "order_number",
+        ) from None
+    outbox = emails.enqueue(order, emails.compose_confirmation(order, image.content))
+    db.session.commit()
+    emails.deliver(outbox.id)
+    db.session.refresh(order)
+    return order
+
+
+def _catalog_names(owner: ApiKey, skus: list[str]) -> dict[str, str]:
+    rows = db.session.execute(
+        sa.select(Product.sku, Product.name).where(Product.owner_id == owner.id, Product.sku.in_(set(skus)))
+    )
+    return {sku: name for sku, name in rows}
+
+
+def get_order(owner: ApiKey, order_id: str) -> Order:
+    order = db.session.get(Order, order_id)
+    if order is None or order.owner_id != owner.id:
+        raise NotFoundError(f"no order {order_id!r}")
+    return order
+
+
+def order_png(order: Order) -> bytes:
+    """The order's code as PNG, drawn from its stored record (or its text, if the code was deleted)."""
+    engine = current_app.config["ENGINE"]
+    if order.qr_code is not None:
+        stored = codes.find_public_code(order.qr_code)
+        return codes.make_image(codes.stored_options(stored, {"format": "png"}), engine).content
+    return codes.make_image(order_code_options(qr_text(order)), engine).content
+
+
+def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> tuple[list[Order], str | None]:
+    """The owner's orders, newest first; the cursor is the last order's id."""
+    query = sa.select(Order).where(Order.owner_id == owner.id)
+    if cursor:
+        last = db.session.get(Order, cursor)
+        if last is None or last.owner_id != owner.id:
+            raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor")
+        query = query.where(
+            sa.or_(
+                Order.created_at < last.created_at,
+                sa.and_(Order.created_at == last.created_at, Order.id < last.id),
+            )
+        )
+    rows = list(db.session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)))
+    items = rows[:limit]
+    return items, items[-1].id if len(rows) > limit and items else None
+
+
+__all__ = [
+    "ADDRESS_FIELDS",
+    "ItemFields",
+    "OrderFields",
+    "address_lines",
+    "get_order",
+    "list_orders",
+    "order_png",
+    "place_order",
+    "qr_text",
+]
