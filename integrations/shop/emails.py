@@ -8,6 +8,7 @@ touching the order. `qrsvc outbox send` retries what is due, with exponential ba
 from __future__ import annotations
 
 import base64
+import email.policy
 import logging
 import smtplib
 import ssl
@@ -163,7 +164,7 @@ def enqueue(order: Order, message: EmailMessage) -> OutboxMessage:
         order_id=order.id,
         sender=current_app.config["EMAIL_FROM"],
         recipient=order.customer_email,
-        content=message.as_bytes(),
+        content=message.as_bytes(policy=email.policy.SMTP),  # CRLF, as sent on the wire
         status=QUEUED if configured else DISABLED,
         attempts=0,
         next_attempt_at=now if configured else None,

@@ -219,8 +219,9 @@ def _items(
         if not isinstance(line, Mapping):
             raise _missing(f"line_items[{index}]")
         sku = _optional(line, "sku")
-        for key in fallback_id:
-            sku = sku or _optional(line, key)
+        for key in fallback_id:  # no SKU: the platform's variant or product id (0 means none)
+            candidate = _optional(line, key)
+            sku = sku or (candidate if candidate != "0" else None)
         if sku is None:
             raise _missing(f"line_items[{index}].sku")
         quantity = line.get("quantity")

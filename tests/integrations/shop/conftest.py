@@ -1,0 +1,114 @@
+"""Shop fixtures: a real SMTP server (aiosmtpd) on loopback, webhook payloads, shop helpers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.conftest import free_port
+
+PAYLOADS = Path(__file__).parent / "payloads"
+
+
+def payload(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
+    return loaded
+
+
+def parse_message(content: bytes) -> EmailMessage:
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """aiosmtpd on a fixed loopback port that a test can stop and start again."""
+
+    def __init__(self, logins: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.inbox = _Inbox()
+        self.logins = logins
+        self._controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[tuple[str, list[str], bytes]]:
+        return self.inbox.messages
+
+    def start(self) -> None:
+        auth: dict[str, Any] = {}
+        if self.logins is not None:
+            auth = {"authenticator": self._authenticate, "auth_require_tls": False}
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **auth)
+        self._controller.start()
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(data, LoginPassword) and self.logins is not None
+        ok = ok and self.logins.get(data.login.decode()) == data.password.decode()
+        return AuthResult(success=ok)
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def order_body(number: str = "1001", **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "order_number": number,
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "items": [{"sku": "MUG-1", "quantity": 2, "unit_price": "9.50"}, {"sku": "TEE-M", "quantity": 1}],
+        "currency": "EUR",
+        "tracking_url": f"https://track.example.com/o/{number}?k=7f3a",
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "address1": "12 St James's Square",
+            "city": "London",
+            "postal_code": "SW1Y 4JH",
+            "country": "GB",
+        },
+    }
+    body.update(changes)
+    return body
+
+
+def product_body(sku: str = "MUG-1", **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "sku": sku,
+        "name": f"Mug {sku}",
+        "url": f"https://shop.example.com/p/{sku.lower()}",
+        "price": "9.50",
+        "currency": "EUR",
+    }
+    body.update(changes)
+    return body
