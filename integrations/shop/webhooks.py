@@ -14,11 +14,10 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.engine import CursorResult
 
 from integrations.shop import catalog, orders
 from integrations.shop.models import WebhookDelivery
@@ -139,8 +138,9 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
             received_at=clock.now(),
         )
         .on_conflict_do_nothing(index_elements=[WebhookDelivery.platform, WebhookDelivery.delivery_id])
-    )
-    if cast("CursorResult[Any]", recorded).rowcount == 0:
+        .returning(WebhookDelivery.id)
+    ).scalar_one_or_none()
+    if recorded is None:  # the delivery is already recorded: a replay
         db.session.rollback()
         return Outcome("duplicate_delivery")
     try:

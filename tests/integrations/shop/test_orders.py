@@ -31,7 +31,9 @@ def test_order_is_stored_with_a_code_for_its_tracking_url(client, auth, decode) 
     assert decode(client.get(order["qr_code"]["image_url"]).data) == [tracking]
     stored = client.get(f"/v1/qr/{order['qr_code']['id']}", headers=auth).get_json()
     assert stored["error_correction"] == "M"
-    assert client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()["qr_code"] == order["qr_code"]
+    assert (
+        client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()["qr_code"] == order["qr_code"]
+    )
 
 
 def test_without_tracking_url_the_code_carries_the_order_number(client, auth, decode) -> None:
@@ -71,7 +73,12 @@ def test_order_numbers_are_per_owner_and_orders_private(client, auth, make_key) 
         ({"items": [{"sku": "A", "quantity": 0}]}, 400, "out_of_range", "items[0].quantity"),
         ({"items": [{"sku": "A", "quantity": 1, "gift": True}]}, 400, "unknown_parameter", "items[0].gift"),
         ({"customer": {"name": "Ada"}}, 400, "missing_parameter", "customer.email"),
-        ({"customer": {"name": "Ada", "email": "not-an-address"}}, 400, "invalid_parameter", "customer.email"),
+        (
+            {"customer": {"name": "Ada", "email": "not-an-address"}},
+            400,
+            "invalid_parameter",
+            "customer.email",
+        ),
         ({"customer": "Ada"}, 400, "invalid_parameter", "customer"),
         ({"shipping_address": {"street": "x"}}, 400, "unknown_parameter", "shipping_address.street"),
         ({"tracking_url": "javascript:alert(1)"}, 400, "invalid_parameter", "tracking_url"),

@@ -52,7 +52,9 @@ def test_new_url_makes_a_new_code_and_other_changes_keep_it(client, auth, decode
     assert renamed.status_code == 200, renamed.get_json()
     assert renamed.get_json()["qr_code"]["id"] == first
     assert renamed.get_json()["price"] is None
-    moved = client.patch("/v1/shop/products/MUG-1", json={"url": "https://shop.example.com/mug"}, headers=auth)
+    moved = client.patch(
+        "/v1/shop/products/MUG-1", json={"url": "https://shop.example.com/mug"}, headers=auth
+    )
     assert moved.status_code == 200
     second = moved.get_json()["qr_code"]["id"]
     assert second != first
@@ -114,9 +116,7 @@ def test_bad_product_bodies(client, auth, body, status, error, field) -> None:
 
 def test_body_must_be_a_json_object(client, auth) -> None:
     assert client.post("/v1/shop/products", data="sku=1", headers=auth).status_code == 415
-    bad = client.post(
-        "/v1/shop/products", data="{", headers={**auth, "Content-Type": "application/json"}
-    )
+    bad = client.post("/v1/shop/products", data="{", headers={**auth, "Content-Type": "application/json"})
     assert (bad.status_code, bad.get_json()["error"]) == (400, "invalid_json")
     assert client.post("/v1/shop/products", json=[1], headers=auth).status_code == 400
 

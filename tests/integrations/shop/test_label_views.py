@@ -1,0 +1,115 @@
+"""The label endpoints: SKUs → products → `integrations.shop.labels` → PDF (every code decoded).
+
+Rendering itself is tested in test_labels.py (the labels module's own tests); these
+tests hold for any renderer that honours the module's interface.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pypdfium2
+import pytest
+
+from tests.conftest import decode_image
+from tests.integrations.shop.conftest import order_body, product_body
+
+
+def decoded_pages(content: bytes) -> Counter[str]:
+    """Every QR text on every page of a PDF rasterised at 300 dpi, with how often it appears."""
+    assert content.startswith(b"%PDF")
+    found: Counter[str] = Counter()
+    document = pypdfium2.PdfDocument(content)
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            found.update(decode_image(page.render(scale=300 / 72).to_pil().convert("L")))
+            page.close()
+    finally:
+        document.close()
+    return found
+
+
+@pytest.fixture
+def products(client, auth) -> dict[str, str]:
+    urls = {}
+    for sku in ("MUG-1", "TEE-M"):
+        body = product_body(sku)
+        assert client.post("/v1/shop/products", json=body, headers=auth).status_code == 201
+        urls[sku] = body["url"]
+    return urls
+
+
+def test_post_labels_with_copies(client, auth, products) -> None:
+    body = {"skus": ["MUG-1", {"sku": "TEE-M", "copies": 2}], "layout": "avery-5163", "start_at": 2}
+    response = client.post("/v1/shop/labels", json=body, headers=auth)
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == "application/pdf"
+    assert decoded_pages(response.data) == Counter({products["MUG-1"]: 1, products["TEE-M"]: 2})
+
+
+def test_get_labels_pdf_with_repeated_skus(client, api_key, products) -> None:
+    response = client.get(
+        "/v1/shop/labels.pdf",
+        query_string=[
+            ("sku", "MUG-1"),
+            ("sku", "TEE-M"),
+            ("layout", "avery-l7160"),
+            ("offset_x_mm", "0.5"),
+            ("api_key", api_key),
+        ],
+    )
+    assert response.status_code == 200, response.get_json()
+    assert decoded_pages(response.data) == Counter(products.values())
+
+
+def test_unknown_sku_is_404_naming_it(client, auth, products) -> None:
+    response = client.post("/v1/shop/labels", json={"skus": ["MUG-1", "NOPE-9"]}, headers=auth)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "unknown_sku"
+    assert "NOPE-9" in response.get_json()["message"]
+    assert client.get("/v1/shop/labels.pdf?sku=NOPE-9", headers=auth).status_code == 404
+
+
+def test_too_many_labels_is_413(client, auth, products) -> None:
+    from integrations.shop.labels import MAX_LABELS
+
+    body = {"skus": [{"sku": "MUG-1", "copies": MAX_LABELS}, "TEE-M"]}
+    response = client.post("/v1/shop/labels", json=body, headers=auth)
+    assert (response.status_code, response.get_json()["error"]) == (413, "too_many_labels")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"skus": ["MUG-1"], "layout": "avery-9999"}, "layout"),
+        ({"skus": []}, "skus"),
+        ({"skus": "MUG-1"}, "skus"),
+        ({"skus": [{"sku": "MUG-1", "copies": 0}]}, "skus[0].copies"),
+        ({"skus": [{"copies": 2}]}, "skus[0].sku"),
+        ({"skus": ["MUG-1"], "offset_x_mm": "left"}, "offset_x_mm"),
+        ({"skus": ["MUG-1"], "offset_y_mm": 80}, "offset_y_mm"),
+        ({"skus": ["MUG-1"], "start_at": 0}, "start_at"),
+        ({"skus": ["MUG-1"], "dpi": 12}, "dpi"),
+        ({"skus": ["MUG-1"], "paper": "A4"}, "paper"),
+    ],
+)
+def test_bad_label_requests_are_400(client, auth, products, body, field) -> None:
+    response = client.post("/v1/shop/labels", json=body, headers=auth)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["field"] == field
+
+
+def test_get_without_sku_is_400(client, auth) -> None:
+    response = client.get("/v1/shop/labels.pdf?layout=avery-5160", headers=auth)
+    assert (response.status_code, response.get_json()["field"]) == (400, "sku")
+
+
+def test_packing_label_carries_the_order_code(client, auth) -> None:
+    order = client.post("/v1/shop/orders", json=order_body("5001"), headers=auth).get_json()
+    response = client.get(f"/v1/shop/orders/{order['id']}/label.pdf", headers=auth)
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == "application/pdf"
+    assert decoded_pages(response.data) == Counter({"https://track.example.com/o/5001?k=7f3a": 1})
+    assert client.get("/v1/shop/orders/ord_nope/label.pdf", headers=auth).status_code == 404
+    assert client.get(f"/v1/shop/orders/{order['id']}/label.pdf?dpi=x", headers=auth).status_code == 400

@@ -1,0 +1,253 @@
+"""Shopify and WooCommerce webhooks, signed as those platforms sign them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from tests.integrations.shop.conftest import payload
+
+SHOPIFY_SECRET = "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"
+WOO_SECRET = "wc-webhook-secret-9f8e7d"
+
+
+def platform_signature(secret: str, body: bytes) -> str:
+    """Written out here as the platforms document it, independently of the service's `sign`."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+@pytest.fixture
+def owner(app, make_key) -> dict[str, str]:
+    from qrsvc.keys import split_key
+
+    plain = make_key("shop-owner")
+    app.config["SHOP_OWNER_KEY"] = split_key(plain)
+    return {"Authorization": f"Bearer {plain}"}
+
+
+@pytest.fixture
+def app_config():
+    return {"SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET, "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET}
+
+
+def shopify(
+    client,
+    topic,
+    body: bytes,
+    delivery="b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+    secret=SHOPIFY_SECRET,
+    **headers,
+):
+    sent = {
+        "X-Shopify-Topic": f"{topic}/create",
+        "X-Shopify-Hmac-Sha256": platform_signature(secret, body),
+        "X-Shopify-Shop-Domain": "jsmith.myshopify.com",
+        "X-Shopify-Webhook-Id": delivery,
+        "X-Shopify-API-Version": "2025-10",
+        **headers,
+    }
+    sent = {k: v for k, v in sent.items() if v is not None}
+    return client.post(
+        f"/v1/shop/webhooks/shopify/{topic}", data=body, headers=sent, content_type="application/json"
+    )
+
+
+def woocommerce(client, topic, body: bytes, delivery="3f5e0b57d8a1c5f4", secret=WOO_SECRET, **headers):
+    sent = {
+        "X-WC-Webhook-Source": "https://example.com/",
+        "X-WC-Webhook-Topic": f"{topic[:-1]}.created",
+        "X-WC-Webhook-Resource": topic[:-1],
+        "X-WC-Webhook-Event": "created",
+        "X-WC-Webhook-Signature": platform_signature(secret, body),
+        "X-WC-Webhook-ID": "12",
+        "X-WC-Webhook-Delivery-ID": delivery,
+        **headers,
+    }
+    sent = {k: v for k, v in sent.items() if v is not None}
+    return client.post(
+        f"/v1/shop/webhooks/woocommerce/{topic}", data=body, headers=sent, content_type="application/json"
+    )
+
+
+def encoded(fixture: str, /, **changes) -> bytes:
+    return json.dumps({**payload(fixture), **changes}).encode()
+
+
+def orders_of(client, owner) -> list[dict]:
+    return client.get("/v1/shop/orders", headers=owner).get_json()["items"]
+
+
+def test_shopify_order_is_stored_with_code_and_email(client, owner, decode) -> None:
+    response = shopify(client, "orders", encoded("shopify_order"))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "created"
+    (order,) = orders_of(client, owner)
+    assert response.get_json()["records"] == [order["id"]]
+    assert order["order_number"] == "#9999"
+    assert order["source"] == "shopify"
+    assert order["customer"] == {"name": "John Smith", "email": "jon@example.com"}
+    assert [(i["sku"], i["quantity"], i["unit_price"]) for i in order["items"]] == [
+        ("IPOD2008PINK", 1, "199.00"),
+        ("IPOD2008BLACK", 2, "99.50"),
+    ]
+    assert order["shipping_address"]["city"] == "Shippington"
+    assert order["currency"] == "USD"
+    tracking = payload("shopify_order")["order_status_url"]
+    assert decode(client.get(order["qr_code"]["image_url"]).data) == [tracking]
+    assert order["email"]["status"] == "disabled"
+    eml = client.get(f"/v1/shop/orders/{order['id']}/confirmation.eml", headers=owner)
+    assert eml.status_code == 200 and b"#9999" in eml.data
+
+
+def test_woocommerce_order_is_stored_with_code_and_email(client, owner, decode) -> None:
+    response = woocommerce(client, "orders", encoded("woocommerce_order"))
+    assert response.status_code == 200, response.get_json()
+    (order,) = orders_of(client, owner)
+    assert order["order_number"] == "727"
+    assert order["customer"] == {"name": "John Doe", "email": "john.doe@example.com"}
+    assert [(i["sku"], i["quantity"], i["unit_price"]) for i in order["items"]] == [
+        ("93", 2, "3.00"),  # no SKU in the shop: the product id
+        ("Bar3", 1, "12.00"),
+    ]
+    assert order["shipping_address"] == {
+        "name": "John Doe",
+        "address1": "969 Market",
+        "city": "San Francisco",
+        "region": "CA",
+        "postal_code": "94103",
+        "country": "US",
+    }
+    assert decode(client.get(order["qr_code"]["image_url"]).data) == ["727"]
+    assert order["email"]["status"] == "disabled"
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+def test_a_replayed_delivery_makes_no_second_record(client, owner, platform) -> None:
+    send = shopify if platform == "shopify" else woocommerce
+    body = encoded(f"{platform}_order")
+    assert send(client, "orders", body).get_json()["status"] == "created"
+    replay = send(client, "orders", body)
+    assert replay.status_code == 200
+    assert replay.get_json()["status"] == "duplicate_delivery"
+    assert len(orders_of(client, owner)) == 1
+    assert len(client.get("/v1/qr", headers=owner).get_json()["items"]) == 1
+    # A new delivery of the same order (orders/updated) is acknowledged, not duplicated.
+    other = send(client, "orders", body, delivery="another-delivery-id")
+    assert (other.status_code, other.get_json()["status"]) == (200, "exists")
+    assert len(orders_of(client, owner)) == 1
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+@pytest.mark.parametrize("attack", ["tampered", "wrong_secret", "missing", "garbage"])
+def test_bad_signatures_are_401_and_store_nothing(client, owner, platform, attack) -> None:
+    send = shopify if platform == "shopify" else woocommerce
+    header = "X-Shopify-Hmac-Sha256" if platform == "shopify" else "X-WC-Webhook-Signature"
+    body = encoded(f"{platform}_order")
+    if attack == "tampered":
+        signed = platform_signature(SHOPIFY_SECRET if platform == "shopify" else WOO_SECRET, body)
+        response = send(client, "orders", body.replace(b"example.com", b"evil.example"), **{header: signed})
+    elif attack == "wrong_secret":
+        response = send(client, "orders", body, secret="not-the-secret")
+    elif attack == "missing":
+        response = send(client, "orders", body, **{header: None})
+    else:
+        response = send(client, "orders", body, **{header: "bm90IGEgc2lnbmF0dXJl"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] in ("invalid_signature", "missing_signature")
+    assert orders_of(client, owner) == []
+    assert client.get("/v1/qr", headers=owner).get_json()["items"] == []
+    # The delivery was not recorded either: the genuine one still goes through.
+    assert send(client, "orders", body).get_json()["status"] == "created"
+
+
+@pytest.mark.parametrize("app_config", [{}])
+def test_without_a_configured_secret_every_delivery_is_refused(client, owner) -> None:
+    response = shopify(client, "orders", encoded("shopify_order"), secret="")
+    assert (response.status_code, response.get_json()["error"]) == (401, "webhook_not_configured")
+
+
+def test_without_an_owner_key_deliveries_are_503(client, app) -> None:
+    app.config["SHOP_OWNER_KEY"] = None
+    response = shopify(client, "orders", encoded("shopify_order"))
+    assert (response.status_code, response.get_json()["error"]) == (503, "shop_owner_not_configured")
+
+
+@pytest.mark.parametrize(
+    ("platform", "changes", "field"),
+    [
+        ("shopify", {"email": None, "contact_email": None, "customer": None}, "email"),
+        ("shopify", {"name": None, "order_number": None, "id": None}, "name"),
+        ("shopify", {"line_items": []}, "line_items"),
+        ("shopify", {"line_items": [{"sku": "A", "quantity": "one"}]}, "line_items[0].quantity"),
+        ("shopify", {"line_items": [{"title": "No ids", "quantity": 1}]}, "line_items[0].sku"),
+        ("woocommerce", {"billing": {"first_name": "John"}}, "billing.email"),
+        ("woocommerce", {"number": None, "id": None}, "number"),
+        ("woocommerce", {"line_items": None}, "line_items"),
+        ("woocommerce", {"billing": {"email": "not an address"}}, "customer.email"),
+    ],
+)
+def test_unusable_payloads_are_422_naming_the_field(client, owner, platform, changes, field) -> None:
+    send = shopify if platform == "shopify" else woocommerce
+    body = encoded(f"{platform}_order", **changes)
+    response = send(client, "orders", body)
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["field"] == field
+    assert orders_of(client, owner) == []
+    # Not recorded as processed: the fixed payload is accepted under the same delivery id.
+    assert send(client, "orders", encoded(f"{platform}_order")).get_json()["status"] == "created"
+
+
+def test_malformed_requests(client, owner) -> None:
+    assert shopify(client, "orders", b"{not json").status_code == 400
+    assert shopify(client, "orders", b"[1, 2]").status_code == 400
+    missing_id = shopify(client, "orders", encoded("shopify_order"), **{"X-Shopify-Webhook-Id": None})
+    assert (missing_id.status_code, missing_id.get_json()["field"]) == (400, "X-Shopify-Webhook-Id")
+    assert shopify(client, "customers", encoded("shopify_order")).status_code == 404
+    assert client.post("/v1/shop/webhooks/magento/orders", data=b"{}").status_code == 404
+    assert orders_of(client, owner) == []
+
+
+def test_woocommerce_ping_is_acknowledged_and_stores_nothing(client, owner) -> None:
+    response = client.post(
+        "/v1/shop/webhooks/woocommerce/orders",
+        data=b"webhook_id=12",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    assert orders_of(client, owner) == []
+
+
+def test_shopify_product_variants_become_products_with_codes(client, owner, decode) -> None:
+    response = shopify(client, "products", encoded("shopify_product"))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["records"] == ["example-shirt-s", "example-shirt-m"]
+    small = client.get("/v1/shop/products/example-shirt-s", headers=owner).get_json()
+    assert small["name"] == "Example T-Shirt – Small"
+    assert small["price"] == "19.99"
+    url = "https://jsmith.myshopify.com/products/example-t-shirt?variant=642667041472713922"
+    assert small["url"] == url
+    assert decode(client.get(small["qr_code"]["image_url"]).data) == [url]
+
+
+def test_woocommerce_product_is_created_then_updated(client, owner, decode) -> None:
+    created = woocommerce(client, "products", encoded("woocommerce_product"))
+    assert created.status_code == 200, created.get_json()
+    first = client.get("/v1/shop/products/PQ-19", headers=owner).get_json()
+    assert (first["name"], first["price"], first["url"]) == (
+        "Premium Quality",
+        "21.99",
+        "https://example.com/product/premium-quality-19/",
+    )
+    moved = encoded("woocommerce_product", permalink="https://example.com/product/pq/", price="19.00")
+    assert woocommerce(client, "products", moved, delivery="second-delivery").status_code == 200
+    second = client.get("/v1/shop/products/PQ-19", headers=owner).get_json()
+    assert second["price"] == "19.00"
+    assert second["qr_code"]["id"] != first["qr_code"]["id"]
+    assert decode(client.get(second["qr_code"]["image_url"]).data) == ["https://example.com/product/pq/"]
+    assert len(client.get("/v1/shop/products", headers=owner).get_json()["items"]) == 1
+    missing = woocommerce(client, "products", encoded("woocommerce_product", sku=""), delivery="third")
+    assert (missing.status_code, missing.get_json()["field"]) == (422, "sku")
