@@ -23,6 +23,11 @@ def _rate_limit() -> str:
     return limit
 
 
+def _request_identifier() -> str:
+    # Unrouted requests (404/405) count too, so every /v1 response carries the limit headers.
+    return request.endpoint or "unrouted"
+
+
 def _not_api_request() -> bool:
     return not request.path.startswith("/v1/")
 
@@ -34,6 +39,7 @@ limiter = Limiter(
     application_limits_exempt_when=_not_api_request,
     strategy="moving-window",
     headers_enabled=True,
+    request_identifier=_request_identifier,
 )
 
 __all__ = ["Base", "db", "limiter"]
