@@ -32,7 +32,8 @@ def _not_api_request() -> bool:
     return not request.path.startswith("/v1/")
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay usable after commit: a view reads what its service just stored without a reload.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 limiter = Limiter(
     key_func=_rate_limit_key,
     application_limits=[_rate_limit],

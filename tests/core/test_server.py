@@ -78,7 +78,7 @@ def test_article_python_requests_example(served, tmp_path: Path) -> None:
     def generate_qr(data: str, output_path: Path, size: int = 512) -> None:
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         payload = {"data": data, "format": "png", "size": size, "error_correction": "H"}
-        response = requests.post(base_url, json=payload, headers=headers, timeout=10)
+        response = requests.post(base_url, json=payload, headers=headers, timeout=30)
         response.raise_for_status()
         output_path.write_bytes(response.content)
 
@@ -131,19 +131,19 @@ def test_article_node_fetch_example(served, tmp_path: Path) -> None:
 
 def test_every_response_is_json_and_the_key_never_reaches_the_log(served) -> None:
     server, key = served
-    requests.get(f"{server.url}/v1/qr/generate", params={"data": "logged?", "api_key": key}, timeout=10)
-    requests.get(f"{server.url}/v1/qr", headers={"X-API-Key": key}, timeout=10)
-    bad = requests.get(f"{server.url}/v1/qr", params={"api_key": key + "x"}, timeout=10)
+    requests.get(f"{server.url}/v1/qr/generate", params={"data": "logged?", "api_key": key}, timeout=30)
+    requests.get(f"{server.url}/v1/qr", headers={"X-API-Key": key}, timeout=30)
+    bad = requests.get(f"{server.url}/v1/qr", params={"api_key": key + "x"}, timeout=30)
     assert bad.status_code == 401
     for response in (
         bad,
-        requests.get(f"{server.url}/nothing", timeout=10),
-        requests.delete(f"{server.url}/healthz", timeout=10),
+        requests.get(f"{server.url}/nothing", timeout=30),
+        requests.delete(f"{server.url}/healthz", timeout=30),
         requests.post(
             f"{server.url}/v1/qr/generate",
             data=b"\xff\xfe",
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            timeout=10,
+            timeout=30,
         ),
     ):
         assert response.headers["Content-Type"] == "application/json"
