@@ -39,7 +39,7 @@ test: lint
 
 ## make bench: the benchmarks in bench/ (figures, not pass/fail)
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
