@@ -153,3 +153,39 @@ def test_every_response_is_json_and_the_key_never_reaches_the_log(served) -> Non
     assert "/v1/qr/generate" in log  # the access log is on
     assert key not in log
     assert key.split("_", 2)[2] not in log
+
+
+def test_development_server_log_redacts_query_string_keys(tmp_path: Path) -> None:
+    import sys
+    import time
+
+    from tests.conftest import ROOT, free_port
+
+    env = {**os.environ, "QRSVC_INSTANCE_PATH": str(tmp_path / "instance")}
+    assert cli("db", "upgrade", env=env).returncode == 0
+    key = cli("keys", "create", "--name", "dev", env=env).stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qrsvc.cli", "run", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    response = requests.get(
+                        f"http://127.0.0.1:{port}/v1/qr/generate", params={"data": "dev", "api_key": key}, timeout=5
+                    )
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            assert response.status_code == 200
+            time.sleep(0.3)
+        finally:
+            process.terminate()
+            process.wait(10)
+    text = log.read_text()
+    assert "api_key=[redacted]" in text
+    assert key not in text
