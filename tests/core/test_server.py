@@ -169,14 +169,19 @@ def test_development_server_log_redacts_query_string_keys(tmp_path: Path) -> Non
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "qrsvc.cli", "run", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:
                     response = requests.get(
-                        f"http://127.0.0.1:{port}/v1/qr/generate", params={"data": "dev", "api_key": key}, timeout=5
+                        f"http://127.0.0.1:{port}/v1/qr/generate",
+                        params={"data": "dev", "api_key": key},
+                        timeout=5,
                     )
                     break
                 except requests.ConnectionError:
