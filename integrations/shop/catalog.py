@@ -47,10 +47,15 @@ def normalize_price(value: object, field: str = "price") -> str:
         raise ApiError(400, "invalid_parameter", f"{field} must be a number such as 12.50", field) from None
     if not amount.is_finite() or amount < 0:
         raise ApiError(400, "invalid_parameter", f"{field} must be a non-negative number", field)
+    if amount >= 10**15:
+        raise ApiError(400, "out_of_range", f"{field} must be below 10^15", field)
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent > -2:
         amount = amount.quantize(Decimal("0.01"))
-    return format(amount, "f")
+    text = format(amount, "f")
+    if len(text) > 24:
+        raise ApiError(400, "out_of_range", f"{field} has too many decimal places", field)
+    return text
 
 
 def normalize_currency(value: object, field: str = "currency") -> str:

@@ -213,7 +213,7 @@ def deliver(message_id: int, *, ignore_backoff: bool = False) -> str | None:
     values: dict[str, Any]
     try:
         sender.send(message.sender, [message.recipient], message.content)
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: unencodable address
         error = f"{type(exc).__name__}: {exc}"[:1000]
         if message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
             values = {"status": FAILED, "last_error": error, "next_attempt_at": None}

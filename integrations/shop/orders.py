@@ -23,6 +23,7 @@ from qrsvc.options import QrOptions, check_options
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MAX_QUANTITY = 100_000
 ADDRESS_FIELDS = ("name", "company", "address1", "address2", "city", "region", "postal_code", "country")
 
 
@@ -88,6 +89,26 @@ def _check(fields: OrderFields) -> None:
         raise ApiError(400, "invalid_parameter", "customer.email must be an email address", "customer.email")
     if not fields.items:
         raise ApiError(400, "invalid_parameter", "an order needs at least one item", "items")
+    for index, item in enumerate(fields.items):
+        if not item.sku.strip() or len(item.sku) > 64 or not item.sku.isprintable():
+            raise ApiError(
+                400, "invalid_parameter", "sku must be 1 to 64 printable characters", f"items[{index}].sku"
+            )
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise ApiError(
+                400,
+                "out_of_range",
+                f"quantity must be between 1 and {MAX_QUANTITY}",
+                f"items[{index}].quantity",
+            )
+    for name, value in (fields.shipping_address or {}).items():
+        if len(value) > 200 or not value.isprintable():
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                "address lines are at most 200 printable characters",
+                f"shipping_address.{name}",
+            )
     if fields.tracking_url is not None and not re.match(r"https?://[^\s/]+", fields.tracking_url):
         raise ApiError(
             400, "invalid_parameter", "tracking_url must be an absolute http(s) URL", "tracking_url"
@@ -203,6 +224,7 @@ def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> tuple[l
 
 __all__ = [
     "ADDRESS_FIELDS",
+    "MAX_QUANTITY",
     "ItemFields",
     "OrderFields",
     "address_lines",

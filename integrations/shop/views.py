@@ -92,7 +92,8 @@ def _items(name: str, value: object, from_query: bool) -> list[orders.ItemFields
     if len(value) > 1000:
         raise ApiError(413, "too_many_items", f"{name} may hold at most 1000 lines", field=name)
     spec = Spec(
-        extra={"sku": text, "quantity": integer(1, 100_000), "unit_price": _optional(_price)}, qr_fields=False
+        extra={"sku": text, "quantity": integer(1, orders.MAX_QUANTITY), "unit_price": _optional(_price)},
+        qr_fields=False,
     )
     items = []
     for index, raw in enumerate(value):

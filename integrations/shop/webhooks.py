@@ -225,7 +225,11 @@ def _items(
         if sku is None:
             raise _missing(f"line_items[{index}].sku")
         quantity = line.get("quantity")
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        if (
+            not isinstance(quantity, int)
+            or isinstance(quantity, bool)
+            or not 1 <= quantity <= orders.MAX_QUANTITY
+        ):
             raise _missing(f"line_items[{index}].quantity")
         name = _optional(line, "name") or _optional(line, "title")
         items.append(

@@ -86,6 +86,16 @@ def test_order_numbers_are_per_owner_and_orders_private(client, auth, make_key) 
         ({"order_number": "1\r\nBcc: x@example.com"}, 400, "invalid_parameter", "order_number"),
         ({"coupon": "X"}, 400, "unknown_parameter", "coupon"),
         ({"tracking_url": "https://t.example/" + "x" * 3000}, 422, "data_too_long", "data"),
+        ({"items": [{"sku": "A" * 65, "quantity": 1}]}, 400, "invalid_parameter", "items[0].sku"),
+        ({"items": [{"sku": "A", "quantity": 10**12}]}, 400, "out_of_range", "items[0].quantity"),
+        (
+            {"items": [{"sku": "A", "quantity": 1, "unit_price": "1e40"}]},
+            400,
+            "out_of_range",
+            "items[0].unit_price",
+        ),
+        ({"shipping_address": {"city": "x" * 201}}, 400, "invalid_parameter", "shipping_address.city"),
+        ({"order_number": "N" * 65}, 400, "invalid_parameter", "order_number"),
     ],
 )
 def test_bad_order_bodies_store_nothing(client, auth, changes, status, error, field) -> None:
@@ -158,3 +168,13 @@ def test_preview_page_shows_the_code_as_a_data_uri(client, auth, api_key, decode
 def test_unknown_order_is_404(client, auth) -> None:
     for path in ("", "/confirmation.html", "/confirmation.eml"):
         assert client.get(f"/v1/shop/orders/ord_nope{path}", headers=auth).status_code == 404
+
+
+def test_preview_and_email_survive_the_deletion_of_the_order_code(client, auth, decode) -> None:
+    order = place(client, auth, "6001").get_json()
+    assert client.delete(f"/v1/qr/{order['qr_code']['id']}", headers=auth).status_code == 200
+    after = client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()
+    assert after["qr_code"] is None
+    html = client.get(f"/v1/shop/orders/{order['id']}/confirmation.html", headers=auth).get_data(as_text=True)
+    encoded, _alt = DATA_URI.search(html).groups()
+    assert decode(base64.b64decode(encoded)) == ["https://track.example.com/o/6001?k=7f3a"]

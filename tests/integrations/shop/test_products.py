@@ -127,3 +127,12 @@ def test_keys_and_scopes(client, make_key) -> None:
     assert client.post("/v1/shop/products", json=product_body(), headers=reader).status_code == 403
     assert client.get("/v1/shop/products", headers=reader).status_code == 200
     assert client.get("/v1/shop/products/NOPE", headers=reader).status_code == 404
+
+
+def test_a_deleted_product_code_is_remade_on_the_next_update(client, auth, decode) -> None:
+    code_id = create(client, auth).get_json()["qr_code"]["id"]
+    assert client.delete(f"/v1/qr/{code_id}", headers=auth).status_code == 200
+    assert client.get("/v1/shop/products/MUG-1", headers=auth).get_json()["qr_code"] is None
+    updated = client.patch("/v1/shop/products/MUG-1", json={"name": "Mug"}, headers=auth).get_json()
+    assert updated["qr_code"]["id"] != code_id
+    assert decode(client.get(updated["qr_code"]["image_url"]).data) == ["https://shop.example.com/p/mug-1"]
