@@ -139,7 +139,10 @@ def compose_confirmation(order: Order, png: bytes) -> EmailMessage:
     message["Date"] = format_datetime(order.created_at)
     domain = config["EMAIL_FROM"].rpartition("@")[2].strip("> ") or "localhost"
     message["Message-ID"] = make_msgid(idstring=order.id, domain=domain)
-    message.set_content(render_template("shop/confirmation.txt", **_context(order, "")))
+    # Quoted-printable keeps every part 7-bit: no reliance on the server's 8BITMIME.
+    message.set_content(
+        render_template("shop/confirmation.txt", **_context(order, "")), cte="quoted-printable"
+    )
     if config["EMAIL_IMAGES"] == "data-uri":
         message.add_alternative(render_preview(order, png), subtype="html")
         return message

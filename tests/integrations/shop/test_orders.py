@@ -115,9 +115,16 @@ def test_missing_order_number_is_named(client, auth) -> None:
 
 def test_eml_is_alternative_text_and_related_html_with_a_cid_code(client, auth, decode) -> None:
     order = place(client, auth, "1001").get_json()
+    zoe = place(client, auth, "1002", customer={"name": "Zoë Ünïcode", "email": "zoe@example.com"}).get_json()
+    eml = client.get(f"/v1/shop/orders/{zoe['id']}/confirmation.eml", headers=auth).data
+    assert eml.isascii()
+    assert parse_message(eml)["To"] == "Zoë Ünïcode <zoe@example.com>"
+    assert "Hello Zoë Ünïcode" in next(parse_message(eml).iter_parts()).get_content()
     response = client.get(f"/v1/shop/orders/{order['id']}/confirmation.eml", headers=auth)
     assert response.status_code == 200
     assert response.mimetype == "message/rfc822"
+    assert response.data.isascii()  # 7-bit: no reliance on 8BITMIME
+    assert max(len(line) for line in response.data.split(b"\r\n")) <= 998  # RFC 5322 2.1.1
     message = parse_message(response.data)
     assert message["To"] == "Ada Lovelace <ada@example.com>"
     assert "1001" in message["Subject"]
