@@ -176,8 +176,7 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
         ) from None
     outbox = emails.enqueue(order, emails.compose_confirmation(order, image.content))
     db.session.commit()
-    emails.deliver(outbox.id)
-    db.session.refresh(order)
+    emails.deliver(outbox.id)  # records its outcome; `order` reloads on access (expired by the commit)
     return order
 
 
