@@ -66,9 +66,13 @@ def _email(name: str, value: object, from_query: bool) -> str | None:
 
 
 def _fields(
-    source: dict[str, Any], parsers: dict[str, Parser], required: tuple[str, ...] = ()
+    source: dict[str, Any],
+    parsers: dict[str, Parser],
+    required: tuple[str, ...] = (),
+    *,
+    from_query: bool = False,
 ) -> dict[str, Any]:
-    values = parse_fields(source, Spec(qr_fields=False, extra=parsers))
+    values = parse_fields(source, Spec(qr_fields=False, extra=parsers), from_query=from_query)
     for name in required:
         if values.get(name) is None:
             raise ApiError(400, "missing_parameter", f"{name} is required", field=name)
@@ -234,8 +238,9 @@ def event_stats(event_id: str) -> Response:
 def event_scans(event_id: str) -> Response:
     event = service.get_event(current_key(), event_id)
     params = _fields(
-        dict(request.args),
+        request.args.to_dict(),
         {"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": _string(40)},
+        from_query=True,
     )
     page = service.list_scans(event, params.get("limit", 50), params.get("cursor"))
     return jsonify({"scans": [scan_json(s) for s in page.items], "next_cursor": page.next_cursor})
@@ -246,7 +251,7 @@ def event_scans(event_id: str) -> Response:
 def event_revocations(event_id: str) -> Response:
     key = current_key()
     event = service.get_event_for_scanner(key, event_id)
-    params = _fields(dict(request.args), {"since": _timestamp})
+    params = _fields(request.args.to_dict(), {"since": _timestamp}, from_query=True)
     version, revoked = service.revocations(event, params.get("since"))
     return jsonify(
         {
