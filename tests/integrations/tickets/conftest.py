@@ -33,7 +33,7 @@ def scanner(make_key: Callable[..., str]) -> dict[str, str]:
 def make_event(client: Any, manager: dict[str, str]) -> Callable[..., dict[str, Any]]:
     def make(headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
         body = {"name": "Concert", "starts_at": iso(hours(-1)), "ends_at": iso(hours(3)), **fields}
-        response = client.post("/v1/events", json=body, headers=headers or manager)
+        response = client.post("/v1/events", json=body, headers=manager if headers is None else headers)
         assert response.status_code == 201, response.get_json()
         return dict(response.get_json())
 
@@ -49,7 +49,7 @@ def event(make_event: Callable[..., dict[str, Any]]) -> dict[str, Any]:
 def issue(client: Any, manager: dict[str, str]) -> Callable[..., dict[str, Any]]:
     def make(event_id: str, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
         body = {"holder_name": "Ada Lovelace", **fields}
-        response = client.post(f"/v1/events/{event_id}/tickets", json=body, headers=headers or manager)
+        response = client.post(f"/v1/events/{event_id}/tickets", json=body, headers=manager if headers is None else headers)
         assert response.status_code == 201, response.get_json()
         return dict(response.get_json())
 
@@ -64,6 +64,6 @@ def ticket(event: dict[str, Any], issue: Callable[..., dict[str, Any]]) -> dict[
 @pytest.fixture
 def scan(client: Any, scanner: dict[str, str]) -> Callable[..., Any]:
     def post(token: str, headers: dict[str, str] | None = None, **fields: Any) -> Any:
-        return client.post("/v1/tickets/scan", json={"token": token, **fields}, headers=headers or scanner)
+        return client.post("/v1/tickets/scan", json={"token": token, **fields}, headers=scanner if headers is None else headers)
 
     return post
