@@ -211,7 +211,7 @@ class Server:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).ok:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # workers still importing the app
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start: {log.read_text()}")

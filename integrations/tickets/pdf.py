@@ -8,11 +8,11 @@ nothing a template or a holder's name says can make the server read its own file
 from __future__ import annotations
 
 import base64
+import logging
+from functools import cache
 from typing import Any
 
 from flask import current_app, render_template
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetchingError
 
 from qrsvc.qr import Style, encode, render
 
@@ -24,16 +24,28 @@ _MODULE_PX = 8
 QR_WIDTH_MM = 55
 
 
-class DataOnlyFetcher(URLFetcher):  # type: ignore[misc]
-    """Refuse every URL except inline `data:` URIs."""
+@cache
+def _fetcher_class() -> Any:
+    # WeasyPrint is imported on first use: it costs a second of every worker's start-up.
+    from weasyprint.urls import URLFetcher, URLFetchingError
 
-    def __init__(self) -> None:
-        super().__init__(allowed_protocols=("data",), allow_redirects=False)
+    class DataOnlyFetcher(URLFetcher):  # type: ignore[misc]
+        """Refuse every URL except inline `data:` URIs."""
 
-    def fetch(self, url: str, headers: Any = None) -> Any:
-        if not url.lower().startswith("data:"):
-            raise URLFetchingError(f"blocked URL in a PDF: only data: URIs may be loaded ({url[:40]!r})")
-        return super().fetch(url, headers)
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols=("data",), allow_redirects=False)
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if not url.lower().startswith("data:"):
+                raise URLFetchingError(f"blocked URL in a PDF: only data: URIs may be loaded ({url[:40]!r})")
+            return super().fetch(url, headers)
+
+    return DataOnlyFetcher
+
+
+def data_only_fetcher() -> Any:
+    """A WeasyPrint URL fetcher that loads `data:` URIs and refuses everything else."""
+    return _fetcher_class()()
 
 
 def qr_png(token: str) -> bytes:
@@ -44,7 +56,10 @@ def qr_png(token: str) -> bytes:
 
 def render_pdf(html: str) -> bytes:
     """Any HTML to PDF bytes, with the data-only fetcher and no base URL."""
-    document = HTML(string=html, base_url=None, url_fetcher=DataOnlyFetcher())
+    from weasyprint import HTML
+
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    document = HTML(string=html, base_url=None, url_fetcher=data_only_fetcher())
     pdf: bytes = document.write_pdf()
     return pdf
 
@@ -60,4 +75,4 @@ def ticket_pdf(ticket: Ticket, event: Event) -> bytes:
     return render_pdf(ticket_html(ticket, event))
 
 
-__all__ = ["DataOnlyFetcher", "qr_png", "render_pdf", "ticket_html", "ticket_pdf"]
+__all__ = ["data_only_fetcher", "qr_png", "render_pdf", "ticket_html", "ticket_pdf"]

@@ -86,7 +86,7 @@ def test_the_pdf_fetcher_reads_data_uris_but_no_local_files(app, secret_qr_png, 
         stylesheet = f'<html><head><link rel="stylesheet" href="{file_uri}"></head><body>x</body></html>'
         assert pdf.render_pdf(stylesheet).startswith(b"%PDF")
     with pytest.raises(Exception, match="only data: URIs"):
-        pdf.DataOnlyFetcher().fetch(file_uri)
+        pdf.data_only_fetcher().fetch(file_uri)
 
 
 def test_the_embedded_code_has_whole_pixel_modules(app, ticket) -> None:
