@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -294,7 +294,8 @@ class _Decision:
     event_id: str | None = None
     ticket: Ticket | None = None
     conflict: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The ticket's event lets a ticket enter again after an exit.
+    reentry: bool = False
 
     @property
     def admit(self) -> bool:
@@ -332,9 +333,7 @@ def _identify(key: ApiKey, token: str, event_id: str | None, at: datetime | None
         return _Decision("wrong_event", event_id=event_id, ticket=ticket)
     if ticket.jti != claims.jti:
         return _Decision("revoked", event_id=ticket.event_id, ticket=ticket)
-    return _Decision(
-        "pending", event_id=ticket.event_id, ticket=ticket, extra={"reentry": event.allow_reentry}
-    )
+    return _Decision("pending", event_id=ticket.event_id, ticket=ticket, reentry=event.allow_reentry)
 
 
 def _rowcount(statement: Any) -> int:
@@ -417,7 +416,7 @@ def scan_ticket(key: ApiKey, request: ScanRequest) -> Scan:
         if request.direction == "exit":
             decision.result = _leave(decision.ticket)
         else:
-            decision.result = _enter(decision.ticket, request.gate, bool(decision.extra["reentry"]))
+            decision.result = _enter(decision.ticket, request.gate, decision.reentry)
     return _record(
         key,
         decision,
@@ -452,7 +451,7 @@ def _redeem_offline(decision: _Decision, ticket: Ticket, item: OfflineScan) -> N
     db.session.refresh(ticket)
     if ticket.revoked_at is not None and ticket.revoked_at <= at:
         decision.result = "revoked"
-    elif decision.extra["reentry"]:
+    elif decision.reentry:
         decision.result = "admitted"  # a later entry at a re-entry event is allowed
         return
     else:

@@ -49,7 +49,9 @@ def event(make_event: Callable[..., dict[str, Any]]) -> dict[str, Any]:
 def issue(client: Any, manager: dict[str, str]) -> Callable[..., dict[str, Any]]:
     def make(event_id: str, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
         body = {"holder_name": "Ada Lovelace", **fields}
-        response = client.post(f"/v1/events/{event_id}/tickets", json=body, headers=manager if headers is None else headers)
+        response = client.post(
+            f"/v1/events/{event_id}/tickets", json=body, headers=manager if headers is None else headers
+        )
         assert response.status_code == 201, response.get_json()
         return dict(response.get_json())
 
@@ -64,6 +66,10 @@ def ticket(event: dict[str, Any], issue: Callable[..., dict[str, Any]]) -> dict[
 @pytest.fixture
 def scan(client: Any, scanner: dict[str, str]) -> Callable[..., Any]:
     def post(token: str, headers: dict[str, str] | None = None, **fields: Any) -> Any:
-        return client.post("/v1/tickets/scan", json={"token": token, **fields}, headers=scanner if headers is None else headers)
+        return client.post(
+            "/v1/tickets/scan",
+            json={"token": token, **fields},
+            headers=scanner if headers is None else headers,
+        )
 
     return post

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from .conftest import hours, iso
@@ -30,14 +28,59 @@ def test_create_event_returns_201_and_reads_back(client, manager) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "error", "field"),
     [
-        ({"starts_at": "2030-01-01T10:00:00Z", "ends_at": "2030-01-01T12:00:00Z"}, 400, "missing_parameter", "name"),
+        (
+            {"starts_at": "2030-01-01T10:00:00Z", "ends_at": "2030-01-01T12:00:00Z"},
+            400,
+            "missing_parameter",
+            "name",
+        ),
         ({"name": "x", "starts_at": "2030-01-01T10:00:00Z"}, 400, "missing_parameter", "ends_at"),
-        ({"name": 5, "starts_at": "2030-01-01T10:00:00Z", "ends_at": "2030-01-02T10:00:00Z"}, 400, "invalid_parameter", "name"),
-        ({"name": "x", "starts_at": "tomorrow", "ends_at": "2030-01-02T10:00:00Z"}, 400, "invalid_parameter", "starts_at"),
-        ({"name": "x", "starts_at": "2030-01-01T10:00:00", "ends_at": "2030-01-02T10:00:00Z"}, 400, "invalid_parameter", "starts_at"),
-        ({"name": "x", "starts_at": "2030-01-01T10:00:00Z", "ends_at": "2030-01-02T10:00:00Z", "colour": "red"}, 400, "unknown_parameter", "colour"),
-        ({"name": "x", "starts_at": "2030-01-01T10:00:00Z", "ends_at": "2030-01-02T10:00:00Z", "allow_reentry": "yes"}, 400, "invalid_parameter", "allow_reentry"),
-        ({"name": "x", "starts_at": "2030-01-02T10:00:00Z", "ends_at": "2030-01-01T10:00:00Z"}, 422, "invalid_time_range", "ends_at"),
+        (
+            {"name": 5, "starts_at": "2030-01-01T10:00:00Z", "ends_at": "2030-01-02T10:00:00Z"},
+            400,
+            "invalid_parameter",
+            "name",
+        ),
+        (
+            {"name": "x", "starts_at": "tomorrow", "ends_at": "2030-01-02T10:00:00Z"},
+            400,
+            "invalid_parameter",
+            "starts_at",
+        ),
+        (
+            {"name": "x", "starts_at": "2030-01-01T10:00:00", "ends_at": "2030-01-02T10:00:00Z"},
+            400,
+            "invalid_parameter",
+            "starts_at",
+        ),
+        (
+            {
+                "name": "x",
+                "starts_at": "2030-01-01T10:00:00Z",
+                "ends_at": "2030-01-02T10:00:00Z",
+                "colour": "red",
+            },
+            400,
+            "unknown_parameter",
+            "colour",
+        ),
+        (
+            {
+                "name": "x",
+                "starts_at": "2030-01-01T10:00:00Z",
+                "ends_at": "2030-01-02T10:00:00Z",
+                "allow_reentry": "yes",
+            },
+            400,
+            "invalid_parameter",
+            "allow_reentry",
+        ),
+        (
+            {"name": "x", "starts_at": "2030-01-02T10:00:00Z", "ends_at": "2030-01-01T10:00:00Z"},
+            422,
+            "invalid_time_range",
+            "ends_at",
+        ),
     ],
 )
 def test_bad_event_bodies_name_the_field(client, manager, body, status, error, field) -> None:
@@ -76,7 +119,10 @@ def test_another_keys_event_and_tickets_are_404(client, make_key, event, ticket)
         f"/v1/tickets/{ticket['id']}/pdf",
     ):
         assert client.get(path, headers=other).status_code == 404, path
-    assert client.post(f"/v1/events/{event['id']}/tickets", json={"holder_name": "x"}, headers=other).status_code == 404
+    assert (
+        client.post(f"/v1/events/{event['id']}/tickets", json={"holder_name": "x"}, headers=other).status_code
+        == 404
+    )
     assert client.post(f"/v1/tickets/{ticket['id']}/revoke", headers=other).status_code == 404
     assert client.get("/v1/events/evt_missing", headers=other).status_code == 404
 
@@ -160,7 +206,9 @@ def test_get_ticket_shows_state_and_scans(client, manager, ticket, scan) -> None
     assert [s["result"] for s in body["scans"]] == ["admitted"]
 
 
-def test_revoke_makes_scans_revoked_and_bumps_the_revocation_version(client, manager, event, issue, scan) -> None:
+def test_revoke_makes_scans_revoked_and_bumps_the_revocation_version(
+    client, manager, event, issue, scan
+) -> None:
     keep, drop = issue(event["id"]), issue(event["id"])
     before = client.get(f"/v1/events/{event['id']}/revocations", headers=manager).get_json()
     assert before["revoked"] == []
@@ -183,7 +231,8 @@ def test_revoke_makes_scans_revoked_and_bumps_the_revocation_version(client, man
     assert scan(drop["token"]).get_json() == {
         "admit": False,
         "result": "revoked",
-        "ticket": {k: drop[k] for k in ("id", "event_id", "holder_name", "seat", "tier")} | {"state": "revoked"},
+        "ticket": {k: drop[k] for k in ("id", "event_id", "holder_name", "seat", "tier")}
+        | {"state": "revoked"},
     }
     assert scan(keep["token"]).get_json()["result"] == "admitted"
 
@@ -208,7 +257,7 @@ def test_reissue_gives_a_new_token_and_revokes_the_old(client, manager, ticket, 
     assert scan(ticket["token"]).get_json()["result"] == "revoked"
     assert scan(new["token"]).get_json()["result"] == "admitted"
     # A used or revoked ticket cannot be reissued.
-    assert client.post(f"/v1/tickets/{new['id']}/reissue", headers=manager).get_json()["error"] == "ticket_used"
+    assert (
+        client.post(f"/v1/tickets/{new['id']}/reissue", headers=manager).get_json()["error"] == "ticket_used"
+    )
     assert client.post(f"/v1/tickets/{ticket['id']}/reissue", headers=manager).status_code == 409
-
-

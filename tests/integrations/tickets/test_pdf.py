@@ -48,7 +48,8 @@ def test_holder_markup_is_escaped_not_run(app, client, manager, event, issue) ->
     ticket = issue(event["id"], holder_name=name)
     with app.test_request_context():
         html = pdf.ticket_html(
-            service.get_ticket(_key(app, manager), ticket["id"]), service.get_event(_key(app, manager), event["id"])
+            service.get_ticket(_key(app, manager), ticket["id"]),
+            service.get_event(_key(app, manager), event["id"]),
         )
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<img src="file:' not in html

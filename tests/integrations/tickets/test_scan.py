@@ -147,9 +147,21 @@ def upload(client: Any, headers: dict[str, str], *scans: dict[str, Any]) -> Any:
 def test_offline_earliest_scan_wins_and_later_ones_are_conflicts(client, manager, scanner, ticket) -> None:
     t0 = datetime.now(UTC) - timedelta(minutes=30)
     token = ticket["token"]
-    later = {"token": token, "scanned_at": iso(t0 + timedelta(minutes=10)), "gate": "east", "device": "A", "nonce": "1"}
+    later = {
+        "token": token,
+        "scanned_at": iso(t0 + timedelta(minutes=10)),
+        "gate": "east",
+        "device": "A",
+        "nonce": "1",
+    }
     earlier = {"token": token, "scanned_at": iso(t0), "gate": "west", "device": "B", "nonce": "1"}
-    latest = {"token": token, "scanned_at": iso(t0 + timedelta(minutes=20)), "gate": "south", "device": "C", "nonce": "1"}
+    latest = {
+        "token": token,
+        "scanned_at": iso(t0 + timedelta(minutes=20)),
+        "gate": "south",
+        "device": "C",
+        "nonce": "1",
+    }
 
     first = upload(client, scanner, later).get_json()
     result = first["results"][0]
@@ -166,7 +178,10 @@ def test_offline_earliest_scan_wins_and_later_ones_are_conflicts(client, manager
     assert (first["count"], first["admitted"], first["conflicts"]) == (1, 1, 0)
     # An earlier scan arrives later: it wins the redemption, and the pass-back is reported.
     second = upload(client, scanner, earlier, latest).get_json()
-    assert [(r["result"], r["conflict"]) for r in second["results"]] == [("admitted", True), ("already_used", True)]
+    assert [(r["result"], r["conflict"]) for r in second["results"]] == [
+        ("admitted", True),
+        ("already_used", True),
+    ]
     assert second["conflicts"] == 2
     state = client.get(f"/v1/tickets/{ticket['id']}", headers=manager).get_json()
     assert state["first_gate"] == "west"
@@ -183,16 +198,33 @@ def test_offline_earliest_scan_wins_and_later_ones_are_conflicts(client, manager
 
 def test_offline_scans_are_judged_at_scan_time(client, scanner, make_event, issue) -> None:
     # An event that ended an hour ago (still in the 6 h grace) and one long past.
-    recent = make_event(starts_at=iso(datetime.now(UTC) - timedelta(hours=3)), ends_at=iso(datetime.now(UTC) - timedelta(hours=1)))
+    recent = make_event(
+        starts_at=iso(datetime.now(UTC) - timedelta(hours=3)),
+        ends_at=iso(datetime.now(UTC) - timedelta(hours=1)),
+    )
     ticket = issue(recent["id"])
     long_ago = datetime.now(UTC) - timedelta(days=3)
     body = upload(
         client,
         scanner,
-        {"token": ticket["token"], "scanned_at": iso(long_ago), "device": "A", "nonce": "x", "admitted_locally": False},
-        {"token": ticket["token"], "scanned_at": iso(datetime.now(UTC) - timedelta(hours=2)), "device": "A", "nonce": "y"},
+        {
+            "token": ticket["token"],
+            "scanned_at": iso(long_ago),
+            "device": "A",
+            "nonce": "x",
+            "admitted_locally": False,
+        },
+        {
+            "token": ticket["token"],
+            "scanned_at": iso(datetime.now(UTC) - timedelta(hours=2)),
+            "device": "A",
+            "nonce": "y",
+        },
     ).get_json()
-    assert [(r["result"], r["conflict"]) for r in body["results"]] == [("not_yet_valid", False), ("admitted", False)]
+    assert [(r["result"], r["conflict"]) for r in body["results"]] == [
+        ("not_yet_valid", False),
+        ("admitted", False),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -200,7 +232,18 @@ def test_offline_scans_are_judged_at_scan_time(client, scanner, make_event, issu
     [
         ([{"token": "t", "scanned_at": "2026-01-01T00:00:00Z", "device": "A"}], "scans[0].nonce"),
         ([{"token": "t", "device": "A", "nonce": "1"}], "scans[0].scanned_at"),
-        ([{"token": "t", "scanned_at": "2026-01-01T00:00:00Z", "device": "A", "nonce": "1", "admitted_locally": "y"}], "scans[0].admitted_locally"),
+        (
+            [
+                {
+                    "token": "t",
+                    "scanned_at": "2026-01-01T00:00:00Z",
+                    "device": "A",
+                    "nonce": "1",
+                    "admitted_locally": "y",
+                }
+            ],
+            "scans[0].admitted_locally",
+        ),
         ("x", "scans"),
     ],
 )

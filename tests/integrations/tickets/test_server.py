@@ -28,7 +28,9 @@ def server_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def concurrently(count: int, call: Callable[[requests.Session], requests.Response]) -> list[requests.Response]:
+def concurrently(
+    count: int, call: Callable[[requests.Session], requests.Response]
+) -> list[requests.Response]:
     """Run `call` from `count` threads released at the same instant, one HTTP session each."""
     barrier = threading.Barrier(count)
     responses: list[requests.Response | None] = [None] * count
@@ -70,7 +72,9 @@ def test_fifty_concurrent_scans_admit_exactly_once(
         return session.post(url, json={"token": ticket["token"], "gate": "g"}, headers=scanner, timeout=60)
 
     responses = concurrently(SCANS, scan)
-    assert [r.status_code for r in responses] == [200] * SCANS, [r.text for r in responses if r.status_code != 200]
+    assert [r.status_code for r in responses] == [200] * SCANS, [
+        r.text for r in responses if r.status_code != 200
+    ]
     results = Counter(r.json()["result"] for r in responses)
     assert results == {"admitted": 1, "already_used": SCANS - 1}
     assert sum(r.json()["admit"] for r in responses) == 1
@@ -91,19 +95,22 @@ def test_fifty_concurrent_scans_admit_exactly_once(
 
     answers = concurrently(20, retry)
     assert [r.status_code for r in answers] == [200] * 20
-    assert {json.dumps(r.json(), sort_keys=True) for r in answers} == {json.dumps(answers[0].json(), sort_keys=True)}
+    assert {json.dumps(r.json(), sort_keys=True) for r in answers} == {
+        json.dumps(answers[0].json(), sort_keys=True)
+    }
     assert answers[0].json()["result"] == "admitted"
     assert scan_rows(app, retried["id"]) == [("admitted", "same")]
 
 
-def test_jwks_consumers_verify_across_rotate_and_not_after_retire(
-    event, manager, serve, server_env
-) -> None:
+def test_jwks_consumers_verify_across_rotate_and_not_after_retire(event, manager, serve, server_env) -> None:
     server = serve(server_env, workers=2)
 
     def issue() -> dict[str, Any]:
         response = requests.post(
-            f"{server.url}/v1/events/{event['id']}/tickets", json={"holder_name": "Lin"}, headers=manager, timeout=30
+            f"{server.url}/v1/events/{event['id']}/tickets",
+            json={"holder_name": "Lin"},
+            headers=manager,
+            timeout=30,
         )
         assert response.status_code == 201, response.text
         return dict(response.json())
@@ -111,7 +118,9 @@ def test_jwks_consumers_verify_across_rotate_and_not_after_retire(
     def verify(token: str) -> dict[str, Any]:
         client = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json", cache_jwk_set=False)
         key = client.get_signing_key_from_jwt(token)
-        return dict(jwt.decode(token, key, algorithms=["EdDSA", "ES256"], options={"require": ["exp", "nbf"]}))
+        return dict(
+            jwt.decode(token, key, algorithms=["EdDSA", "ES256"], options={"require": ["exp", "nbf"]})
+        )
 
     old = issue()
     assert verify(old["token"])["tid"] == old["id"]

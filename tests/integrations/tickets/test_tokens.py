@@ -44,7 +44,9 @@ def b64(raw: bytes) -> str:
 def segments(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header, payload, _ = token.split(".")
     pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return json.loads(base64.urlsafe_b64decode(pad(header))), json.loads(base64.urlsafe_b64decode(pad(payload)))
+    return json.loads(base64.urlsafe_b64decode(pad(header))), json.loads(
+        base64.urlsafe_b64decode(pad(payload))
+    )
 
 
 def test_header_and_claims_are_short_and_explicit(ticket, event, client) -> None:
@@ -150,13 +152,18 @@ def _flip(token: str, segment: int) -> str:
 
 def test_one_changed_byte_is_an_invalid_signature(ticket, scan) -> None:
     for segment in (1, 2):
-        assert scan(_flip(ticket["token"], segment)).get_json() == {"admit": False, "result": "invalid_signature"}
+        assert scan(_flip(ticket["token"], segment)).get_json() == {
+            "admit": False,
+            "result": "invalid_signature",
+        }
     assert scan(ticket["token"]).get_json()["result"] == "admitted"
 
 
 def test_alg_none_is_refused(ticket, scan) -> None:
     header, claims = segments(ticket["token"])
-    forged = pyjwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"], "typ": header["typ"]})
+    forged = pyjwt.encode(
+        claims, None, algorithm="none", headers={"kid": header["kid"], "typ": header["typ"]}
+    )
     assert pyjwt.get_unverified_header(forged)["alg"] == "none"
     assert scan(forged).get_json() == {"admit": False, "result": "invalid_signature"}
     # Also with an empty signature and a lower-case variant.
@@ -174,7 +181,10 @@ def test_hs256_signed_with_the_public_key_is_refused(client, ticket, scan) -> No
         head = b64(json.dumps({"alg": "HS256", "kid": header["kid"], "typ": header["typ"]}).encode())
         body = b64(json.dumps(claims).encode())
         signature = b64(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
-        assert scan(f"{head}.{body}.{signature}").get_json() == {"admit": False, "result": "invalid_signature"}
+        assert scan(f"{head}.{body}.{signature}").get_json() == {
+            "admit": False,
+            "result": "invalid_signature",
+        }
     assert scan(ticket["token"]).get_json()["result"] == "admitted"
 
 
