@@ -113,8 +113,9 @@ def init_app(app: Flask) -> None:
         raise ValueError(f"QRSVC_TICKETS_ALGORITHMS may list only EdDSA and ES256, not {', '.join(unsafe)}")
     if config["TICKETS_SIGNING_ALG"] not in config["TICKETS_ALGORITHMS"]:
         raise ValueError("QRSVC_TICKETS_SIGNING_ALG must be one of QRSVC_TICKETS_ALGORITHMS")
-    if config["TICKETS_QR_EC"] not in ("L", "M", "Q", "H"):
-        raise ValueError("QRSVC_TICKETS_QR_EC must be L, M, Q or H")
+    if config["TICKETS_QR_EC"] not in ("M", "Q"):
+        # L is too fragile for a printed, folded ticket; H makes a ~400-character token too dense.
+        raise ValueError("QRSVC_TICKETS_QR_EC must be M or Q")
     app.register_blueprint(bp)
     app.register_blueprint(wellknown)
     app.cli.add_command(signing_keys)

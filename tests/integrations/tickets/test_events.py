@@ -261,3 +261,26 @@ def test_reissue_gives_a_new_token_and_revokes_the_old(client, manager, ticket, 
         client.post(f"/v1/tickets/{new['id']}/reissue", headers=manager).get_json()["error"] == "ticket_used"
     )
     assert client.post(f"/v1/tickets/{ticket['id']}/reissue", headers=manager).status_code == 409
+
+
+@pytest.mark.parametrize("ec", ["Q"])
+def test_ticket_codes_use_the_configured_error_correction(
+    app, client, manager, event, issue, decode, ec
+) -> None:
+    app.config["TICKETS_QR_EC"] = ec
+    ticket = issue(event["id"])
+    meta = client.get(f"/v1/qr/{ticket['qr']['id']}", headers=manager).get_json()
+    assert meta["error_correction"] == ec
+    assert decode(client.get(ticket["qr"]["image_url"]).data) == [ticket["token"]]
+
+
+def test_unsafe_settings_are_refused_at_start_up(database_url, tmp_path) -> None:
+    from tests.conftest import make_app
+
+    for overrides in (
+        {"TICKETS_ALGORITHMS": "EdDSA,HS256"},
+        {"TICKETS_SIGNING_ALG": "none"},
+        {"TICKETS_QR_EC": "L"},
+    ):
+        with pytest.raises(ValueError, match="QRSVC_TICKETS_"):
+            make_app(database_url, tmp_path / "instance", **overrides)

@@ -251,3 +251,21 @@ def test_bad_uploads_name_the_field(client, scanner, scans, field) -> None:
     response = client.post("/v1/tickets/scans/upload", json={"scans": scans}, headers=scanner)
     assert response.status_code == 400
     assert response.get_json()["field"] == field
+
+
+@pytest.mark.parametrize("app_config", [{"TICKETS_BATCH_LIMIT": 2}])
+def test_too_many_offline_scans_is_413(client, scanner) -> None:
+    item = {"token": "t", "scanned_at": "2026-01-01T00:00:00Z", "device": "A", "nonce": "1"}
+    response = client.post("/v1/tickets/scans/upload", json={"scans": [item] * 3}, headers=scanner)
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "too_many_items"
+
+
+def test_wrong_method_and_non_json_bodies(client, scanner, manager, ticket) -> None:
+    response = client.put("/v1/tickets/scan", headers=scanner)
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+    assert client.post("/v1/tickets/scan", data="token=x", headers=scanner).status_code == 415
+    bad = client.post(f"/v1/tickets/{ticket['id']}/reissue", json={"seat": 3}, headers=manager)
+    assert (bad.status_code, bad.get_json()["field"]) == (400, "seat")
+    assert client.post("/v1/tickets/tkt_missing/revoke", headers=manager).status_code == 404

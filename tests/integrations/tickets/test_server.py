@@ -141,3 +141,16 @@ def test_jwks_consumers_verify_across_rotate_and_not_after_retire(event, manager
     listing = cli("signing-keys", "list", env=server_env).stdout
     assert f"{old_kid}\tEdDSA" in listing and "retired" in listing
     assert "PRIVATE KEY" not in listing
+
+
+def test_the_first_signing_key_is_made_once_under_concurrent_requests(app, serve, server_env) -> None:
+    from integrations.tickets.models import SigningKey
+    from qrsvc.extensions import db
+
+    server = serve(server_env, workers=2)
+    responses = concurrently(12, lambda s: s.get(f"{server.url}/.well-known/jwks.json", timeout=60))
+    assert [r.status_code for r in responses] == [200] * 12
+    kids = {tuple(k["kid"] for k in r.json()["keys"]) for r in responses}
+    assert len(kids) == 1 and len(next(iter(kids))) == 1
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(SigningKey)) == 1
