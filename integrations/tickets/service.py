@@ -315,17 +315,29 @@ def _may_scan(key: ApiKey, event: Event) -> bool:
     return key.has_scope(SCAN_SCOPE) or event.owner_id == key.id
 
 
+def _gate_event(key: ApiKey, event_id: str | None) -> str | None:
+    """The event a scan is logged under: the one the gate named, if this key may see it."""
+    if event_id is None or key.has_scope(SCAN_SCOPE):
+        return event_id
+    event = db.session.get(Event, event_id)
+    return event_id if event is not None and event.owner_id == key.id else None
+
+
 def _identify(key: ApiKey, token: str, event_id: str | None, at: datetime | None) -> _Decision:
     """Verify the token and find its ticket (reads only; the decision's write comes after)."""
     try:
         claims = tokens.verify_token(token, at=at)
     except tokens.TokenError as exc:
-        return _Decision(exc.result, event_id=event_id)
+        return _Decision(exc.result, event_id=_gate_event(key, event_id))
     ticket = db.session.get(Ticket, claims.ticket_id)
     if ticket is None or ticket.event_id != claims.event_id:
-        return _Decision("unknown_ticket", event_id=event_id or claims.event_id)
+        return _Decision("unknown_ticket", event_id=_gate_event(key, event_id))
     event = db.session.get(Event, ticket.event_id)
     if event is None or not _may_scan(key, event):
+        # An organiser's own gate met another organiser's ticket: a decision, but nothing about it.
+        gate_event = _gate_event(key, event_id)
+        if gate_event is not None:
+            return _Decision("wrong_event", event_id=gate_event)
         raise ApiError(
             403, "insufficient_scope", f"scanning needs the {SCAN_SCOPE!r} scope or the event owner's key"
         )

@@ -47,6 +47,17 @@ def test_who_may_scan(client, make_key, manager, ticket, scan) -> None:
     response = scan(ticket["token"], headers=stranger)
     assert response.status_code == 403
     assert response.get_json()["error"] == "insufficient_scope"
+    # At the stranger's own event's gate it is simply the wrong event, and says nothing more.
+    body = {"name": "Theirs", "starts_at": "2026-01-01T10:00:00Z", "ends_at": "2036-01-01T10:00:00Z"}
+    theirs = client.post("/v1/events", json=body, headers=stranger).get_json()
+    decided = scan(ticket["token"], headers=stranger, event_id=theirs["id"])
+    assert decided.get_json() == {"admit": False, "result": "wrong_event"}
+    assert client.get(f"/v1/events/{theirs['id']}/stats", headers=stranger).get_json()["failed"] == {
+        "wrong_event": 1
+    }
+    # Garbage scanned with someone else's event id is not logged under that event.
+    scan("garbage", headers=stranger, event_id=ticket["event_id"])
+    assert client.get(f"/v1/events/{ticket['event_id']}/stats", headers=manager).get_json()["scans"] == 0
     # The event owner's own key may scan its tickets.
     assert scan(ticket["token"], headers=manager).get_json()["result"] == "admitted"
 
