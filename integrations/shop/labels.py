@@ -31,7 +31,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import jinja2
 from PIL import Image
@@ -210,24 +209,39 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
 )
 
 
+#: Scheme of the images a label document carries in memory: `label-image:<n>`.
+IMAGE_SCHEME = "label-image"
+
+
 class LabelUrlFetcher(URLFetcher):  # type: ignore[misc]
-    """WeasyPrint's only way out: `data:` URIs are served, every other URL is refused."""
+    """WeasyPrint's only way out: it serves base64 `data:` URIs and the document's own
+    in-memory images (`label-image:<n>` from `images`), and refuses every other URL
+    (`file:`, `http:`, `https:`, ...).
+    """
+
+    def __init__(self, images: Mapping[str, bytes] | None = None) -> None:
+        super().__init__(allowed_protocols=("data", IMAGE_SCHEME))
+        self._images = dict(images or {})
 
     def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> URLFetcherResponse:
         scheme, _, rest = url.partition(":")
-        if scheme.lower() != "data":
-            raise ValueError(f"label documents may only load data: URIs, not {scheme!r} URLs")
+        if scheme.lower() == IMAGE_SCHEME and url in self._images:
+            return URLFetcherResponse(url, self._images[url], {"Content-Type": "image/png"})
         meta, comma, payload = rest.partition(",")
-        if not comma or not meta.endswith(";base64"):
-            raise ValueError("label documents only use base64 data: URIs")
-        return URLFetcherResponse(url, base64.b64decode(payload), {"Content-Type": meta[: -len(";base64")]})
+        if scheme.lower() == "data" and comma and meta.endswith(";base64"):
+            return URLFetcherResponse(
+                url, base64.b64decode(payload), {"Content-Type": meta[: -len(";base64")]}
+            )
+        raise ValueError(
+            f"label documents only load base64 data: URIs and their own images, not {url[:60]!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class _Code:
     """One drawn QR code: a `pixels`-square PNG whose modules are `dots` pixels each."""
 
-    uri: str
+    png: bytes
     pixels: int
     dots: int
 
@@ -308,7 +322,7 @@ def _draw(data: str, error_correction: str, area_mm: float, dpi: int) -> _Code:
     dots = module_dots(symbol.width, area_mm, dpi)
     pixels = dots * (symbol.width + 2 * QUIET_ZONE)
     png = _greyscale(render(symbol, "png", Style(size=pixels, quiet_zone=QUIET_ZONE)))
-    return _Code("data:image/png;base64," + base64.b64encode(png).decode("ascii"), pixels, dots)
+    return _Code(png, pixels, dots)
 
 
 def _greyscale(png: bytes) -> bytes:
@@ -355,7 +369,9 @@ def _check_common(dpi: int, error_correction: str) -> None:
     if isinstance(dpi, bool) or not isinstance(dpi, int) or not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
         raise _invalid("dpi", f"dpi must be a whole number from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
     if error_correction not in ERROR_CORRECTION_LEVELS:
-        raise _invalid("error_correction", f"error_correction must be one of {', '.join(ERROR_CORRECTION_LEVELS)}.")
+        raise _invalid(
+            "error_correction", f"error_correction must be one of {', '.join(ERROR_CORRECTION_LEVELS)}."
+        )
 
 
 def _layout(name: str) -> LabelLayout:
@@ -434,16 +450,18 @@ def render_shelf_labels(
                 spots[position, code.pixels] = _place(code, design.qr, *boxes[position], dpi)
             page.append((label, position, f"{position}-{code.pixels}"))
         pages.append(page)
+    # Images travel beside the HTML, not inside it: parsing 300 data: URIs is slow.
+    urls = {data: f"{IMAGE_SCHEME}:{n}" for n, data in enumerate(codes)}
     html = _templates.get_template("shop/labels/shelf.html").render(
         layout=sheet,
         design=design,
         pages=pages,
         boxes=boxes,
         spots={f"{position}-{pixels}": spot for (position, pixels), spot in spots.items()},
-        uris={data: code.uri for data, code in codes.items()},
+        urls=urls,
         font=FONT_FAMILY,
     )
-    return _write_pdf(html)
+    return _write_pdf(html, {urls[data]: code.png for data, code in codes.items()})
 
 
 def render_packing_label(label: PackingLabel, *, dpi: int = 203, error_correction: str = "M") -> bytes:
@@ -455,15 +473,21 @@ def render_packing_label(label: PackingLabel, *, dpi: int = 203, error_correctio
     area = _Box(inset, page.label_height - inset - side, page.label_width - 2 * inset, side)
     code = _draw(label.qr_data, error_correction, side, dpi)
     html = _templates.get_template("shop/labels/packing.html").render(
-        layout=page, label=label, qr=_place(code, area, 0, 0, dpi), inset=inset, font=FONT_FAMILY
+        layout=page,
+        label=label,
+        qr=_place(code, area, 0, 0, dpi),
+        url=f"{IMAGE_SCHEME}:0",
+        inset=inset,
+        font=FONT_FAMILY,
     )
-    return _write_pdf(html)
+    return _write_pdf(html, {f"{IMAGE_SCHEME}:0": code.png})
 
 
 #: One font family, installed by scripts/system-deps.sh (fonts-dejavu-core).
 FONT_FAMILY = "DejaVu Sans"
 
 
-def _write_pdf(html: str) -> bytes:
-    pdf: bytes = HTML(string=html, base_url="data:,", url_fetcher=LabelUrlFetcher()).write_pdf()
+def _write_pdf(html: str, images: Mapping[str, bytes]) -> bytes:
+    fetcher = LabelUrlFetcher(images)
+    pdf: bytes = HTML(string=html, base_url="data:,", url_fetcher=fetcher).write_pdf()
     return pdf

@@ -62,9 +62,13 @@ class Sheet:
 
 SHEETS = {
     # Letter; top 0.5 in, side 3/16 in; 2 5/8 x 1 in; pitch 2.75 x 1 in.
-    "avery-5160": Sheet((8.5 * IN, 11 * IN), (3, 10), (2.625 * IN, IN), (0.1875 * IN, 0.5 * IN), (2.75 * IN, IN)),
+    "avery-5160": Sheet(
+        (8.5 * IN, 11 * IN), (3, 10), (2.625 * IN, IN), (0.1875 * IN, 0.5 * IN), (2.75 * IN, IN)
+    ),
     # Letter; top 0.5 in, side 5/32 in; 4 x 2 in; pitch 4 3/16 x 2 in.
-    "avery-5163": Sheet((8.5 * IN, 11 * IN), (2, 5), (4 * IN, 2 * IN), (0.15625 * IN, 0.5 * IN), (4.1875 * IN, 2 * IN)),
+    "avery-5163": Sheet(
+        (8.5 * IN, 11 * IN), (2, 5), (4 * IN, 2 * IN), (0.15625 * IN, 0.5 * IN), (4.1875 * IN, 2 * IN)
+    ),
     # A4; top 15.15 mm, side 7.21 mm; 63.5 x 38.1 mm; pitch 66.04 x 38.1 mm.
     "avery-l7160": Sheet((210, 297), (3, 7), (63.5, 38.1), (7.21, 15.15), (66.04, 38.1)),
     "thermal-4x6": Sheet((4 * IN, 6 * IN), (1, 1), (4 * IN, 6 * IN), (0, 0), (4 * IN, 6 * IN)),
@@ -192,19 +196,28 @@ def test_every_layout_prints_one_scannable_code_per_label_in_its_cell(name: str)
     expected += [None] * (len(pages) * sheet.per_sheet - len(labels))
     assert_cells_decode(pages, sheet, expected)
     # And the whole first sheet, decoded at once, has one code per label.
-    assert sorted(decode_texts(pages[0].image)) == sorted(label.qr_data for label in labels[: sheet.per_sheet])
+    assert sorted(decode_texts(pages[0].image)) == sorted(
+        label.qr_data for label in labels[: sheet.per_sheet]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_codes_sit_at_the_sheet_pitch_inside_their_labels(name: str) -> None:
     sheet = SHEETS[name]
-    labels = [ShelfLabel("Tea", f"T{i}", "€1", f"https://shop.example.com/p/T{i}") for i in range(sheet.per_sheet)]
+    labels = [
+        ShelfLabel("Tea", f"T{i}", "€1", f"https://shop.example.com/p/T{i}") for i in range(sheet.per_sheet)
+    ]
     (page,) = read_pdf(render_shelf_labels(labels, name), 150)
     assert len(page.images) == sheet.per_sheet
     # pdfium lists images in document order: the same as label order.
     for (_position, x, y), image in zip(cells(sheet), page.images, strict=True):
         assert x <= image.left and image.left + image.width <= x + sheet.label[0]
         assert y <= image.top and image.top + image.height <= y + sheet.label[1]
+        if sheet.label[0] > sheet.label[1]:
+            # Address-style labels carry the code as a square at their left end.
+            half = sheet.label[1] / 2
+            assert abs(image.centre[0] - (x + half)) < TOLERANCE_MM
+            assert abs(image.centre[1] - (y + half)) < TOLERANCE_MM
     for position, image in enumerate(page.images):
         row, column = divmod(position, sheet.grid[0])
         first = page.images[row * sheet.grid[0]]
@@ -227,7 +240,13 @@ def test_codes_sit_at_the_sheet_pitch_inside_their_labels(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "dpi"),
-    [("avery-5160", None), ("avery-5160", 600), ("avery-5163", 203), ("avery-l7160", None), ("thermal-4x6", None)],
+    [
+        ("avery-5160", None),
+        ("avery-5160", 600),
+        ("avery-5163", 203),
+        ("avery-l7160", None),
+        ("thermal-4x6", None),
+    ],
 )
 def test_modules_are_whole_printer_dots_on_the_dot_grid(name: str, dpi: int | None) -> None:
     layout, sheet = LAYOUTS[name], SHEETS[name]
@@ -296,7 +315,9 @@ def test_identical_codes_are_drawn_once() -> None:
 
 
 def test_long_names_are_ellipsized_and_keep_sku_and_price_on_the_label() -> None:
-    label = ShelfLabel("Extraordinarily " * 20 + "END", "SKU-LONG", "€99.99", "https://shop.example.com/p/long")
+    label = ShelfLabel(
+        "Extraordinarily " * 20 + "END", "SKU-LONG", "€99.99", "https://shop.example.com/p/long"
+    )
     (page,) = read_pdf(render_shelf_labels([label]), 150)
     assert "…" in page.text
     assert "END" not in page.text
@@ -320,10 +341,11 @@ def test_markup_in_a_product_name_is_printed_as_text_not_loaded() -> None:
 
 
 def test_fetcher_serves_data_uris_and_refuses_everything_else() -> None:
-    fetcher = LabelUrlFetcher()
-    response = fetcher.fetch("data:text/plain;base64,aGVsbG8=")
-    assert response.read() == b"hello"
+    fetcher = LabelUrlFetcher({"label-image:0": b"png bytes"})
+    assert fetcher.fetch("data:text/plain;base64,aGVsbG8=").read() == b"hello"
+    assert fetcher.fetch("label-image:0").read() == b"png bytes"
     for url in (
+        "label-image:1",
         "file:///etc/passwd",
         "FILE:///etc/passwd",
         "http://127.0.0.1/",
