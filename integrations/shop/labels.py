@@ -69,6 +69,10 @@ DPI_RANGE = (100, 1200)
 #: Printer calibration may shift the print by at most this much in either direction.
 MAX_OFFSET_MM = 25.0
 
+#: The one font family labels use, installed by scripts/system-deps.sh (fonts-dejavu-core);
+#: a single face keeps font lookup and subsetting cheap.
+FONT_FAMILY = "DejaVu Sans"
+
 _MM_PER_INCH = 25.4
 
 #: The same folder as `qrsvc.factory.TEMPLATES` (not imported: this module stays Flask-free).
@@ -340,9 +344,8 @@ def _greyscale(png: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Placed:
-    """A code placed on the page: position and size in inches, snapped to the dot grid."""
+    """Where a code goes on the page: position and size in inches, on the printer's dot grid."""
 
-    code: _Code
     left: float
     top: float
     size: float
@@ -354,7 +357,6 @@ def _place(code: _Code, area: _Box, label_x: float, label_y: float, dpi: int) ->
     x = label_x + area.x + (area.width - side_mm) / 2
     y = label_y + area.y + (area.height - side_mm) / 2
     return _Placed(
-        code,
         round(x / _MM_PER_INCH * dpi) / dpi,
         round(y / _MM_PER_INCH * dpi) / dpi,
         code.pixels / dpi,
@@ -365,9 +367,15 @@ def _invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "invalid_parameter", message, field=field)
 
 
+def _out_of_range(field: str, message: str) -> ApiError:
+    return ApiError(400, "out_of_range", message, field=field)
+
+
 def _check_common(dpi: int, error_correction: str) -> None:
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
-        raise _invalid("dpi", f"dpi must be a whole number from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
+    if isinstance(dpi, bool) or not isinstance(dpi, int):
+        raise _invalid("dpi", "dpi must be a whole number of dots per inch.")
+    if not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
+        raise _out_of_range("dpi", f"dpi must be from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
     if error_correction not in ERROR_CORRECTION_LEVELS:
         raise _invalid(
             "error_correction", f"error_correction must be one of {', '.join(ERROR_CORRECTION_LEVELS)}."
@@ -382,7 +390,7 @@ def _layout(name: str) -> LabelLayout:
 
 
 def _sheets(count: int, start: int, per_sheet: int) -> Iterator[list[int]]:
-    """Label indexes 0..count-1 grouped by sheet, each as (position on sheet) lists."""
+    """The positions (0-based, on its sheet) of `count` labels from position `start`, sheet by sheet."""
     positions: list[int] = []
     for position in range(start, start + count):
         positions.append(position % per_sheet)
@@ -423,11 +431,13 @@ def render_shelf_labels(
         raise _invalid("labels", "Give at least one label.")
     if len(labels) > limit:
         raise ApiError(413, "too_many_labels", f"{len(labels)} labels asked for; at most {limit} in one PDF.")
-    if isinstance(start_at, bool) or not isinstance(start_at, int) or not 1 <= start_at <= sheet.per_sheet:
-        raise _invalid("start_at", f"start_at must be from 1 to {sheet.per_sheet} on {sheet.name}.")
+    if isinstance(start_at, bool) or not isinstance(start_at, int):
+        raise _invalid("start_at", "start_at must be a whole number.")
+    if not 1 <= start_at <= sheet.per_sheet:
+        raise _out_of_range("start_at", f"start_at must be from 1 to {sheet.per_sheet} on {sheet.name}.")
     for field, offset in (("offset_x_mm", offset_x_mm), ("offset_y_mm", offset_y_mm)):
-        if not -MAX_OFFSET_MM <= offset <= MAX_OFFSET_MM:
-            raise _invalid(field, f"{field} must be from {-MAX_OFFSET_MM:g} to {MAX_OFFSET_MM:g} mm.")
+        if not -MAX_OFFSET_MM <= offset <= MAX_OFFSET_MM:  # also refuses NaN
+            raise _out_of_range(field, f"{field} must be from {-MAX_OFFSET_MM:g} to {MAX_OFFSET_MM:g} mm.")
 
     design = _shelf_design(sheet)
     codes: dict[str, _Code] = {}
@@ -481,10 +491,6 @@ def render_packing_label(label: PackingLabel, *, dpi: int = 203, error_correctio
         font=FONT_FAMILY,
     )
     return _write_pdf(html, {f"{IMAGE_SCHEME}:0": code.png})
-
-
-#: One font family, installed by scripts/system-deps.sh (fonts-dejavu-core).
-FONT_FAMILY = "DejaVu Sans"
 
 
 def _write_pdf(html: str, images: Mapping[str, bytes]) -> bytes:

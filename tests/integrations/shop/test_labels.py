@@ -284,7 +284,7 @@ def test_start_at_skips_used_labels_on_the_first_sheet() -> None:
 def test_start_at_outside_the_sheet_is_400(name: str, start_at: int) -> None:
     with pytest.raises(ApiError) as error:
         render_shelf_labels(shelf_labels(1), name, start_at=start_at)
-    assert (error.value.status, error.value.code, error.value.field) == (400, "invalid_parameter", "start_at")
+    assert (error.value.status, error.value.code, error.value.field) == (400, "out_of_range", "start_at")
 
 
 def test_offsets_move_every_code_by_the_given_millimetres() -> None:
@@ -452,19 +452,22 @@ def test_unknown_layout_is_400_naming_the_allowed_ones() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("kwargs", "code", "field"),
     [
-        ({"dpi": 50}, "dpi"),
-        ({"dpi": 300.5}, "dpi"),
-        ({"error_correction": "X"}, "error_correction"),
-        ({"offset_x_mm": 40.0}, "offset_x_mm"),
-        ({"offset_y_mm": -30.0}, "offset_y_mm"),
+        ({"dpi": 50}, "out_of_range", "dpi"),
+        ({"dpi": 300.5}, "invalid_parameter", "dpi"),
+        ({"dpi": True}, "invalid_parameter", "dpi"),
+        ({"error_correction": "X"}, "invalid_parameter", "error_correction"),
+        ({"start_at": "3"}, "invalid_parameter", "start_at"),
+        ({"offset_x_mm": 40.0}, "out_of_range", "offset_x_mm"),
+        ({"offset_y_mm": -30.0}, "out_of_range", "offset_y_mm"),
+        ({"offset_y_mm": float("nan")}, "out_of_range", "offset_y_mm"),
     ],
 )
-def test_out_of_range_options_are_400_naming_the_field(kwargs: dict[str, object], field: str) -> None:
+def test_bad_options_are_400_naming_the_field(kwargs: dict[str, object], code: str, field: str) -> None:
     with pytest.raises(ApiError) as error:
         render_shelf_labels(shelf_labels(1), "avery-5160", **kwargs)  # type: ignore[arg-type]
-    assert (error.value.status, error.value.field) == (400, field)
+    assert (error.value.status, error.value.code, error.value.field) == (400, code, field)
 
 
 def test_no_labels_is_400() -> None:
