@@ -148,7 +148,7 @@ def measure(function: Callable[[], bytes], runs: int) -> tuple[float, float, int
 
 
 def breakdown(labels: Sequence[ShelfLabel], runs: int) -> dict[str, float]:
-    """Median seconds of our own preparation, WeasyPrint's layout and its PDF writing."""
+    """Median seconds of our own preparation, WeasyPrint parsing + layout, and drawing + PDF writing."""
     captured: list[tuple[str, Mapping[str, bytes]]] = []
     real_write = shop_labels._write_pdf
 
@@ -173,8 +173,8 @@ def breakdown(labels: Sequence[ShelfLabel], runs: int) -> dict[str, float]:
         writes.append(time.perf_counter() - middle)
     return {
         "qr codes + template": prepare,
-        "weasyprint layout": statistics.median(layouts),
-        "pdf writing": statistics.median(writes),
+        "weasyprint parse+layout": statistics.median(layouts),
+        "weasyprint draw+pdf": statistics.median(writes),
     }
 
 
