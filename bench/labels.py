@@ -204,7 +204,7 @@ def main() -> None:
     shared = measure(lambda: render_shelf_labels(copies), runs)
     report(f"ours, {count // 3} codes × 3 copies", shared)
     for stage, seconds in breakdown(distinct, runs).items():
-        print(f"    {stage:<22}: {seconds:.3f} s")
+        print(f"    {stage:<24}: {seconds:.3f} s")
 
     base_runs = max(1, runs // 2)
     baseline = measure(lambda: naive_absolute(distinct), base_runs)
