@@ -5,17 +5,27 @@ confirmation (text + HTML + inline PNG) into the outbox in the same transaction,
 then tries delivery. Cases: no SMTP configured (email stored as `disabled`), SMTP down
 (email queued with its error and a retry time), SMTP up (aiosmtpd on loopback: sent
 inside the request). Baseline, same run and server settings: POST /v1/qr/generate of
-the same code alone. Run: `make bench BENCH=shop` or `.venv/bin/python bench/shop.py`.
+the same code alone.
+
+Then the labels endpoint end to end: POST /v1/shop/labels for a 300-label avery-5160
+PDF of 300 distinct products (request → bytes, through the view, the catalogue lookup
+and WeasyPrint), against `render_shelf_labels` called directly in this process.
+Run: `make bench BENCH=shop` or `.venv/bin/python bench/shop.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import secrets
 import socket
+import statistics
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 from server import BenchServer, require_wrk
@@ -90,10 +100,59 @@ def outbox_counts(server: BenchServer) -> str:
     return ", ".join(f"{status} {count}" for status, count in rows)
 
 
+def _post(server: BenchServer, path: str, body: object) -> bytes:
+    request = urllib.request.Request(
+        server.url + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {server.key}"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        content: bytes = response.read()
+    return content
+
+
+def measure_labels(count: int, runs: int) -> tuple[float, float]:
+    """Median seconds for a `count`-label avery-5160 PDF: over HTTP, and by calling the renderer."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from integrations.shop.labels import ShelfLabel, render_shelf_labels
+
+    products = [
+        {
+            "sku": f"SKU-{n:04d}",
+            "name": f"Product {n}",
+            "url": f"https://shop.example.com/p/{n:04d}",
+            "price": "9.99",
+        }
+        for n in range(count)
+    ]
+    with BenchServer(workers=2) as server:
+        for product in products:
+            _post(server, "/v1/shop/products", {**product, "currency": "EUR"})
+        body = {"skus": [p["sku"] for p in products], "layout": "avery-5160"}
+        _post(server, "/v1/shop/labels", body)  # warm-up: WeasyPrint and fonts load in each worker
+        _post(server, "/v1/shop/labels", body)
+        http = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            pdf = _post(server, "/v1/shop/labels", body)
+            http.append(time.perf_counter() - started)
+        assert pdf.startswith(b"%PDF")
+    labels = [ShelfLabel(p["name"], p["sku"], "€9.99", p["url"]) for p in products]
+    render_shelf_labels(labels, "avery-5160")
+    direct = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        render_shelf_labels(labels, "avery-5160")
+        direct.append(time.perf_counter() - started)
+    return statistics.median(http), statistics.median(direct)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--labels", type=int, default=300)
+    parser.add_argument("--label-runs", type=int, default=5)
     args = parser.parse_args()
     wrk = require_wrk()
 
@@ -134,6 +193,13 @@ def main() -> None:
     queued = results["order, SMTP down (queued)"][0]
     print(f"\norders/s with the email queued: {queued:.0f} ({queued / base:.2f}x the code-only baseline)")
     print(f"messages received by the SMTP sink: {Sink.received}")
+
+    http, direct = measure_labels(args.labels, args.label_runs)
+    print(
+        f"\n{args.labels}-label avery-5160 PDF, {args.labels} distinct products, median of {args.label_runs}"
+    )
+    print(f"POST /v1/shop/labels (request → bytes, gunicorn): {http:.2f} s (target <= 2 s)")
+    print(f"render_shelf_labels() in-process baseline:        {direct:.2f} s ({http / direct:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import functools
 import logging
 import smtplib
 import ssl
@@ -74,18 +75,23 @@ class SmtpTransport:
         return f"smtp {self.host}:{self.port} ({self.security}{', auth' if self.username else ''})"
 
     def send(self, sender: str, recipients: Sequence[str], content: bytes) -> None:
-        context = ssl.create_default_context()
         client: smtplib.SMTP
         if self.security == "ssl":
-            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=_tls_context())
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         with client:
             if self.security == "starttls":
-                client.starttls(context=context)
+                client.starttls(context=_tls_context())
             if self.username:
                 client.login(self.username, self.password or "")
             client.sendmail(sender, list(recipients), content)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Verifying TLS context, made once: loading the CA store costs tens of milliseconds."""
+    return ssl.create_default_context()
 
 
 def init_app(app: Flask) -> None:
