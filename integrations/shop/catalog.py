@@ -119,9 +119,9 @@ def _insert(owner: ApiKey, fields: ProductFields) -> Product:
         created_at=now,
         updated_at=now,
     )
+    db.session.add(product)
     try:
-        with db.session.begin_nested():
-            db.session.add(product)
+        db.session.flush()  # the unique constraint decides; a duplicate rolls everything back
     except IntegrityError:
         db.session.rollback()
         raise ApiError(

@@ -163,9 +163,9 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
             for position, item in enumerate(fields.items)
         ],
     )
+    db.session.add(order)
     try:
-        with db.session.begin_nested():
-            db.session.add(order)
+        db.session.flush()  # the unique constraint decides; a duplicate rolls everything back
     except IntegrityError:
         db.session.rollback()
         raise ApiError(
