@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -42,6 +43,7 @@ def _currency(name: str, value: object, from_query: bool) -> str:
 
 
 def _millimetres(name: str, value: object, from_query: bool) -> float:
+    """A finite number; the allowed range is the label renderer's to decide."""
     if from_query and isinstance(value, str):
         try:
             value = float(value)
@@ -49,8 +51,8 @@ def _millimetres(name: str, value: object, from_query: bool) -> float:
             raise _bad(name, f"{name} must be a number of millimetres") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(name, f"{name} must be a number of millimetres")
-    if not -50 <= value <= 50:
-        raise ApiError(400, "out_of_range", f"{name} must be between -50 and 50", field=name)
+    if not math.isfinite(value):
+        raise _bad(name, f"{name} must be a finite number of millimetres")
     return float(value)
 
 

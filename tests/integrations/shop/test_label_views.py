@@ -89,6 +89,7 @@ def test_too_many_labels_is_413(client, auth, products) -> None:
         ({"skus": [{"copies": 2}]}, "skus[0].sku"),
         ({"skus": ["MUG-1"], "offset_x_mm": "left"}, "offset_x_mm"),
         ({"skus": ["MUG-1"], "offset_y_mm": 80}, "offset_y_mm"),
+        ({"skus": ["MUG-1"], "offset_y_mm": True}, "offset_y_mm"),
         ({"skus": ["MUG-1"], "start_at": 0}, "start_at"),
         ({"skus": ["MUG-1"], "dpi": 12}, "dpi"),
         ({"skus": ["MUG-1"], "paper": "A4"}, "paper"),
@@ -98,6 +99,11 @@ def test_bad_label_requests_are_400(client, auth, products, body, field) -> None
     response = client.post("/v1/shop/labels", json=body, headers=auth)
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["field"] == field
+
+
+def test_get_refuses_a_nan_offset(client, auth, products) -> None:
+    response = client.get("/v1/shop/labels.pdf?sku=MUG-1&offset_x_mm=nan", headers=auth)
+    assert (response.status_code, response.get_json()["field"]) == (400, "offset_x_mm")
 
 
 def test_get_without_sku_is_400(client, auth) -> None:
