@@ -171,7 +171,7 @@ def account_usage() -> Response:
                 "limit": plan.requests_per_minute,
                 "remaining": current.remaining if current else plan.requests_per_minute,
                 "reset": int(current.reset_at) if current else None,
-                "window_seconds": 60,
+                "window_seconds": plan.window_seconds,
             },
             "quota": {"codes_per_month": plan.codes_per_month},
             "usage": {
