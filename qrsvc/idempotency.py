@@ -14,7 +14,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -84,16 +83,18 @@ def claim(owner: ApiKey, key: str, request_fingerprint: str) -> StoredResponse |
                 )
             )
         )
-        inserted = cast(
-            "sa.CursorResult[Any]",
+        # RETURNING rather than rowcount, which the ORM's insert path leaves at -1 on PostgreSQL.
+        claimed = (
             db.session.execute(
                 insert(IdempotencyRecord)
                 .values(owner_id=owner.id, key=key, fingerprint=request_fingerprint, created_at=now)
                 .on_conflict_do_nothing(index_elements=[IdempotencyRecord.owner_id, IdempotencyRecord.key])
-            ),
+                .returning(IdempotencyRecord.id)
+            ).first()
+            is not None
         )
         db.session.commit()
-        if inserted.rowcount == 1:
+        if claimed:
             return None
         row = db.session.execute(
             sa.select(
