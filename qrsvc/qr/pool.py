@@ -3,8 +3,10 @@
 Encoding and drawing are CPU-bound and hold the GIL, so a large batch is split
 into chunks rendered by worker processes. The pool is made on first use in the
 process that uses it (after gunicorn has forked its workers) and remade if the
-process finds itself forked with a pool it did not start. Children are started
-by a fork server, so they never inherit a web worker's threads or connections.
+process finds itself forked with a pool it did not start. Children are spawned
+(a fresh interpreter each, started once), so they never inherit a web worker's
+threads, locks or connections. (A fork server would start them faster, but its
+global state does not survive a fork of the process that started it.)
 """
 
 from __future__ import annotations
@@ -92,8 +94,7 @@ class RenderPool:
         with self._lock:
             if self._executor is None or self._pid != os.getpid():
                 # A pool inherited through fork belongs to the parent: leave it alone, start ours.
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["qrsvc.qr.pool"])
+                context = multiprocessing.get_context("spawn")
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
                 self._pid = os.getpid()
             return self._executor
