@@ -32,6 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## make test: set up, lint, type-check and run the whole suite
 test: lint
@@ -39,7 +40,7 @@ test: lint
 
 ## make bench: the benchmarks in bench/ (figures, not pass/fail)
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

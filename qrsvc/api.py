@@ -198,6 +198,7 @@ def account_usage() -> Response:
     key = current_key()
     plan = plan_of(key)
     current = limiter.current_limit
+    usage.flush()  # count this request before reading the counters
     counts = usage.usage_of(key.id)
     return jsonify(
         {
@@ -211,8 +212,7 @@ def account_usage() -> Response:
             },
             "quota": {"codes_per_month": plan.codes_per_month},
             "usage": {
-                # This request is counted after the view, so add it here.
-                "requests_today": counts.requests_today + 1,
+                "requests_today": counts.requests_today,
                 "codes_today": counts.codes_today,
                 "codes_this_month": counts.codes_this_month,
             },

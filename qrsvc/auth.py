@@ -16,7 +16,6 @@ from flask import current_app, g, request
 from qrsvc import usage
 from qrsvc.config import Plan
 from qrsvc.errors import ApiError
-from qrsvc.extensions import db
 from qrsvc.keys import find_key
 from qrsvc.models import ApiKey
 
@@ -85,20 +84,15 @@ def require_key(scope: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             key = authenticate(scope)
+            usage.count_request_later(key.id)
             try:
                 return view(*args, **kwargs)
             finally:
-                _count_request(key.id)
+                usage.flush()
 
         return cast(F, wrapped)
 
     return decorator
-
-
-def _count_request(key_id: int) -> None:
-    db.session.rollback()  # whatever the view left unfinished is not ours to commit
-    usage.count(key_id, requests=1)
-    db.session.commit()
 
 
 def current_key() -> ApiKey:

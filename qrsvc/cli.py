@@ -120,10 +120,11 @@ def serve(host: str, port: int, workers: int) -> None:
         f"{host}:{port}",
         "--workers",
         str(workers),
+        "--no-control-socket",  # several servers may share a machine (and tests start many)
         "--access-logfile",
         "-",
         "--access-logformat",
-        '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s',
+        '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s %(p)s',
         os.environ.get("QRSVC_WSGI_APP", "app:app"),
     ]
     os.execv(sys.executable, arguments)  # noqa: S606 (fixed argv, no shell)

@@ -14,14 +14,14 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 
 from qrsvc import clock, usage
 from qrsvc.config import Plan
-from qrsvc.db import insert
+from qrsvc.db import insert, per_dialect
 from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
@@ -171,6 +171,15 @@ def _check_quota(owner: ApiKey, plan: Plan, count: int) -> None:
         )
 
 
+@per_dialect
+def _insert_codes() -> Any:
+    return (
+        insert(QrCode)
+        .on_conflict_do_nothing(index_elements=[QrCode.owner_id, QrCode.content_hash])
+        .returning(QrCode.content_hash)
+    )
+
+
 def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image]) -> list[QrCode]:
     """Store one record per image (identical requests share one) and count them, in one transaction."""
     if not images:
@@ -190,17 +199,17 @@ def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image]) -> list[QrCo
         }
         for content_hash, image in zip(hashes, images, strict=True)
     }
-    db.session.execute(
-        insert(QrCode)
-        .values(list(rows.values()))
-        .on_conflict_do_nothing(index_elements=[QrCode.owner_id, QrCode.content_hash])
-    )
-    found = {
-        code.content_hash: code
-        for code in db.session.scalars(
-            sa.select(QrCode).where(QrCode.owner_id == owner.id, QrCode.content_hash.in_(rows))
+    # One statement, many parameter sets: SQLAlchemy batches them ("insertmanyvalues").
+    inserted = set(db.session.scalars(_insert_codes(), list(rows.values())))
+    found = {content_hash: QrCode(**rows[content_hash]) for content_hash in inserted}
+    existing = set(rows) - inserted
+    if existing:
+        found.update(
+            (code.content_hash, code)
+            for code in db.session.scalars(
+                sa.select(QrCode).where(QrCode.owner_id == owner.id, QrCode.content_hash.in_(existing))
+            )
         )
-    }
     usage.count(owner.id, codes=len(images))
     db.session.commit()
     return [found[content_hash] for content_hash in hashes]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,6 +14,7 @@ from qrsvc.extensions import db
 if TYPE_CHECKING:
     from flask import Flask
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -44,14 +46,32 @@ def init_app(app: Flask) -> None:
     app.extensions.setdefault("qrsvc_migrations", [str(MIGRATIONS / "versions")])
 
 
+def dialect_name() -> str:
+    name: str = db.session.get_bind().dialect.name
+    return name
+
+
 def insert(table: Any) -> Any:
     """INSERT that can say ON CONFLICT, for whichever backend the session is bound to."""
-    dialect = db.session.get_bind().dialect.name
+    dialect = dialect_name()
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"upserts are not written for {dialect}")
+
+
+def per_dialect(build: Callable[[], T]) -> Callable[[], T]:
+    """Build a hot-path statement once per backend (statement construction costs more than running it)."""
+    built: dict[str, T] = {}
+
+    def statement() -> T:
+        dialect = dialect_name()
+        if dialect not in built:
+            built[dialect] = build()
+        return built[dialect]
+
+    return statement
 
 
 def add_migrations(app: Flask, versions: Path) -> None:

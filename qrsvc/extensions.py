@@ -23,17 +23,24 @@ def _rate_limit() -> str:
     return limit
 
 
+def _request_identifier() -> str:
+    # Unrouted requests (404/405) count too, so every /v1 response carries the limit headers.
+    return request.endpoint or "unrouted"
+
+
 def _not_api_request() -> bool:
     return not request.path.startswith("/v1/")
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay usable after commit: a view reads what its service just stored without a reload.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 limiter = Limiter(
     key_func=_rate_limit_key,
     application_limits=[_rate_limit],
     application_limits_exempt_when=_not_api_request,
     strategy="moving-window",
     headers_enabled=True,
+    request_identifier=_request_identifier,
 )
 
 __all__ = ["Base", "db", "limiter"]

@@ -77,12 +77,15 @@ def revoke_key(prefix: str) -> ApiKey:
     return cast(ApiKey, key)
 
 
+_BY_PREFIX = sa.select(ApiKey).where(ApiKey.prefix == sa.bindparam("prefix"))
+
+
 def find_key(plain: str) -> ApiKey | None:
     """The key whose secret is `plain` (revoked or not), compared in constant time."""
     prefix = split_key(plain)
     key = None
     if prefix is not None:
-        key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == prefix))
+        key = db.session.scalar(_BY_PREFIX, {"prefix": prefix})
     expected = key.secret_hash if key is not None else _DUMMY_HASH
     if hmac.compare_digest(expected, hash_secret(plain)) and key is not None:
         return cast(ApiKey, key)

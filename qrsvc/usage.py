@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
 from qrsvc import clock
-from qrsvc.db import insert
+from qrsvc.db import insert, per_dialect
 from qrsvc.extensions import db
 from qrsvc.models import UsageDay
 
@@ -20,27 +21,59 @@ class Usage:
     codes_this_month: int
 
 
+_PENDING = "qrsvc.usage.pending_requests"
+
+
+def count_request_later(key_id: int) -> None:
+    """Note a request to be counted by the next `count` in this session, or by `flush`.
+
+    A view that stores codes then writes requests and codes in one upsert and one commit.
+    """
+    pending: dict[int, int] = db.session.info.setdefault(_PENDING, {})
+    pending[key_id] = pending.get(key_id, 0) + 1
+
+
+def flush() -> None:
+    """Count requests that no `count` took up (read-only views, errors) and commit."""
+    pending: dict[int, int] | None = db.session.info.pop(_PENDING, None)
+    if pending:
+        db.session.rollback()  # whatever the view left unfinished is not ours to commit
+        for key_id, requests in pending.items():
+            _upsert(key_id, requests, 0)
+        db.session.commit()
+
+
 def count(key_id: int, *, requests: int = 0, codes: int = 0) -> None:
     """Add to today's counters in the current transaction (an atomic upsert, no read)."""
-    statement = insert(UsageDay).values(key_id=key_id, day=clock.now().date(), requests=requests, codes=codes)
-    statement = statement.on_conflict_do_update(
+    pending: dict[int, int] = db.session.info.get(_PENDING, {})
+    _upsert(key_id, requests + pending.pop(key_id, 0), codes)
+
+
+@per_dialect
+def _upsert_statement() -> Any:
+    statement = insert(UsageDay)
+    return statement.on_conflict_do_update(
         index_elements=[UsageDay.key_id, UsageDay.day],
         set_={
             "requests": UsageDay.requests + statement.excluded.requests,
             "codes": UsageDay.codes + statement.excluded.codes,
         },
     )
-    db.session.execute(statement)
+
+
+def _upsert(key_id: int, requests: int, codes: int) -> None:
+    params = {"key_id": key_id, "day": clock.now().date(), "requests": requests, "codes": codes}
+    db.session.execute(_upsert_statement(), params)
+
+
+_MONTH_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(UsageDay.codes), 0)).where(
+    UsageDay.key_id == sa.bindparam("key_id"), UsageDay.day >= sa.bindparam("first")
+)
 
 
 def codes_this_month(key_id: int) -> int:
     first = clock.now().date().replace(day=1)
-    total = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(UsageDay.codes), 0)).where(
-            UsageDay.key_id == key_id, UsageDay.day >= first
-        )
-    )
-    return int(total or 0)
+    return int(db.session.scalar(_MONTH_TOTAL, {"key_id": key_id, "first": first}) or 0)
 
 
 def usage_of(key_id: int) -> Usage:
@@ -55,4 +88,4 @@ def usage_of(key_id: int) -> Usage:
     )
 
 
-__all__ = ["Usage", "codes_this_month", "count", "usage_of"]
+__all__ = ["Usage", "codes_this_month", "count", "count_request_later", "flush", "usage_of"]

@@ -1,0 +1,105 @@
+"""A benchmark server: gunicorn on loopback with a fresh instance, a migrated database and a key.
+
+Used by every script in bench/ so they all measure the real stack (auth, limits, storage on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A plan that never limits the benchmark (limits are still checked on every request).
+BENCH_PLANS = {
+    "bench": {"requests_per_minute": 100_000_000, "codes_per_month": 1_000_000_000},
+    "free": {"requests_per_minute": 30, "codes_per_month": 1_000},
+}
+
+
+class BenchServer:
+    """`qrsvc serve` with its own instance folder; `key` is a fresh API key on the bench plan."""
+
+    def __init__(self, workers: int = 2, **env: str) -> None:
+        self.instance = Path(tempfile.mkdtemp(prefix="qrsvc-bench-"))
+        self.env = {
+            **os.environ,
+            "QRSVC_INSTANCE_PATH": str(self.instance),
+            "QRSVC_PLANS": json.dumps(BENCH_PLANS),
+            "QRSVC_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        self._cli("db", "upgrade")
+        self.key = self._cli("keys", "create", "--name", "bench", "--plan", "bench").strip().splitlines()[-1]
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (self.instance / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "qrsvc.cli", "serve", "--port", str(self.port), "--workers", str(workers)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait()
+
+    def _cli(self, *args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "qrsvc.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("benchmark server did not start")
+
+    def pids(self) -> list[int]:
+        """The master and its workers, for memory measurements."""
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return [self.process.pid, *map(int, children)]
+
+    def close(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(10)
+        self.log.close()
+        shutil.rmtree(self.instance, ignore_errors=True)
+
+    def __enter__(self) -> BenchServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def require_wrk() -> str:
+    """wrk drives HTTP load from C, so the load generator takes little of our two cores."""
+    wrk = shutil.which("wrk")
+    if wrk is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("bench needs wrk (apt-get install wrk)")
+    return wrk

@@ -1,0 +1,216 @@
+"""Every row of DESIGN.md §4 is produced by a real request and has the JSON shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["success"] is False
+    assert body["error"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    assert "Traceback" not in body["message"]
+    assert body.get("field") == field
+    assert set(body) <= {"success", "error", "message", "field"}
+    assert response.headers["X-Request-Id"]
+    return body
+
+
+def post(client: Any, auth: dict[str, str], body: Any) -> Any:
+    return client.post("/v1/qr/generate", json=body, headers=auth)
+
+
+def test_400_body_is_not_valid_json(client, auth) -> None:
+    response = client.post(
+        "/v1/qr/generate", data='{"data": "x",', headers={**auth, "Content-Type": "application/json"}
+    )
+    assert_error(response, 400, "invalid_json")
+
+
+def test_400_body_is_json_but_not_an_object(client, auth) -> None:
+    assert_error(post(client, auth, ["data"]), 400, "invalid_body")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"data": 42}, "data"),
+        ({"data": "x", "size": "512"}, "size"),
+        ({"data": "x", "size": 512.5}, "size"),
+        ({"data": "x", "size": True}, "size"),
+        ({"data": "x", "quiet_zone": None}, "quiet_zone"),
+        ({"data": "x", "foreground": 0}, "foreground"),
+        ({"data": "x", "allow_low_contrast": "yes"}, "allow_low_contrast"),
+    ],
+)
+def test_400_wrong_type_names_the_field(client, auth, body, field) -> None:
+    assert_error(post(client, auth, body), 400, "invalid_parameter", field)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "allowed"),
+    [
+        ({"data": "x", "format": "gif"}, "format", "png, svg, jpeg, webp, pdf"),
+        ({"data": "x", "error_correction": "X"}, "error_correction", "L, M, Q, H"),
+        ({"data": "x", "response": "xml"}, "response", "image, json"),
+    ],
+)
+def test_400_unknown_value_lists_the_allowed_ones(client, auth, body, field, allowed) -> None:
+    assert allowed in assert_error(post(client, auth, body), 400, "invalid_parameter", field)["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"data": "x", "foreground": "red"}, "foreground"),
+        ({"data": "x", "background": "#12345"}, "background"),
+        ({"data": "x", "foreground": "transparent"}, "foreground"),
+    ],
+)
+def test_400_bad_colour(client, auth, body, field) -> None:
+    assert_error(post(client, auth, body), 400, "invalid_parameter", field)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"data": "x", "size": 63}, "size"),
+        ({"data": "x", "size": 4097}, "size"),
+        ({"data": "x", "quiet_zone": 21}, "quiet_zone"),
+        ({"data": "x", "version": 41}, "version"),
+        ({"data": "x", "version": 0}, "version"),
+    ],
+)
+def test_400_out_of_bounds(client, auth, body, field) -> None:
+    assert_error(post(client, auth, body), 400, "out_of_range", field)
+
+
+def test_400_unknown_field_is_refused_not_ignored(client, auth) -> None:
+    body = assert_error(
+        post(client, auth, {"data": "x", "error_corection": "H"}), 400, "unknown_parameter", "error_corection"
+    )
+    assert "error_correction" in body["message"]
+
+
+def test_400_missing_and_empty_data(client, auth) -> None:
+    assert_error(post(client, auth, {"size": 300}), 400, "missing_parameter", "data")
+    assert_error(post(client, auth, {"data": ""}), 400, "invalid_parameter", "data")
+
+
+def test_401_and_403_have_the_json_shape(client, make_key) -> None:
+    response = client.post("/v1/qr/generate", json={"data": "x"})
+    assert_error(response, 401, "missing_api_key")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    limited = make_key("read only", scopes=("qr:read",))
+    response = client.post(
+        "/v1/qr/generate", json={"data": "x"}, headers={"Authorization": f"Bearer {limited}"}
+    )
+    assert_error(response, 403, "insufficient_scope")
+
+
+def test_404_no_such_record_and_unknown_route(client, auth) -> None:
+    assert_error(client.get("/v1/qr/qr_doesnotexist", headers=auth), 404, "not_found")
+    assert_error(client.get("/v1/qr/qr_doesnotexist.png"), 404, "not_found")
+    assert_error(client.get("/v1/nothing/here", headers=auth), 404, "not_found")
+    assert_error(client.get("/nothing"), 404, "not_found")
+
+
+def test_405_wrong_method(client, auth) -> None:
+    response = client.put("/v1/qr/generate", json={"data": "x"}, headers=auth)
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("app_config", [{"MAX_BODY_BYTES": 2048}])
+def test_413_body_over_the_limit(client, auth) -> None:
+    body = assert_error(post(client, auth, {"data": "x" * 5000}), 413, "payload_too_large")
+    assert "2048" in body["message"]
+
+
+def test_415_body_is_not_json(client, auth) -> None:
+    response = client.post(
+        "/v1/qr/generate",
+        data="data=x",
+        headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("level", ["L", "M", "Q", "H"])
+def test_422_data_too_long_says_how_many_bytes_fit(client, auth, level) -> None:
+    capacity = {"L": 2953, "M": 2331, "Q": 1663, "H": 1273}[level]
+    data = "😀" * (capacity // 4 + 1)  # 4 bytes each in UTF-8, no single-byte charset has it
+    body = assert_error(
+        post(client, auth, {"data": data, "error_correction": level}), 422, "data_too_long", "data"
+    )
+    assert f"at most {capacity} bytes" in body["message"]
+    assert f"level {level}" in body["message"]
+
+
+def test_422_data_longer_than_any_qr_code(client, auth) -> None:
+    assert_error(post(client, auth, {"data": "1" * 8000}), 422, "data_too_long", "data")
+
+
+@pytest.mark.parametrize(
+    "colours",
+    [
+        {"foreground": "#ffffff", "background": "#000000"},  # inverted
+        {"foreground": "#777777", "background": "#888888"},  # 1.2:1
+        {"foreground": "#ffff00", "background": "#ffffff"},  # yellow on white
+        {"foreground": "#00000022"},  # nearly transparent ink
+    ],
+)
+def test_422_low_contrast_unless_forced(client, auth, colours, decode) -> None:
+    assert_error(post(client, auth, {"data": "x", **colours}), 422, "low_contrast", "foreground")
+    forced = post(client, auth, {"data": "x", **colours, "allow_low_contrast": True})
+    assert forced.status_code == 200
+
+
+def test_dark_on_light_with_enough_contrast_is_accepted(client, auth, decode) -> None:
+    response = post(client, auth, {"data": "contrast ok", "foreground": "#555555", "background": "#ffffff"})
+    assert response.status_code == 200
+    assert decode(response.data) == ["contrast ok"]
+
+
+def test_422_size_too_small_for_the_symbol(client, auth) -> None:
+    body = assert_error(post(client, auth, {"data": "x" * 1000, "size": 64}), 422, "size_too_small", "size")
+    assert "at least" in body["message"]
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "pdf"])
+def test_422_transparency_in_a_format_without_alpha(client, auth, fmt) -> None:
+    assert_error(
+        post(client, auth, {"data": "x", "format": fmt, "background": "transparent"}),
+        422,
+        "transparency_unsupported",
+        "background",
+    )
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"PLANS": {"free": {"requests_per_minute": 2, "codes_per_month": 99}}}]
+)
+def test_429_rate_limited(client, make_key) -> None:
+    auth = {"Authorization": f"Bearer {make_key(plan='free')}"}
+    assert post(client, auth, {"data": "1"}).status_code == 200
+    assert post(client, auth, {"data": "2"}).status_code == 200
+    response = post(client, auth, {"data": "3"})
+    assert_error(response, 429, "rate_limited")
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+def test_500_is_json_without_details(app, client, caplog) -> None:
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    response = client.get("/v1/boom")
+    body = assert_error(response, 500, "internal_error")
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert response.headers["X-Request-Id"] in body["message"] or "X-Request-Id" in body["message"]
+    assert any("secret internals" in (r.exc_text or "") or r.exc_info for r in caplog.records)

@@ -1,0 +1,107 @@
+"""Rate limits per key and plan (flask-limiter, moving window) and monthly quotas."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+
+def post(client, auth, data):
+    return client.post("/v1/qr/generate", json={"data": data}, headers=auth)
+
+
+def test_every_v1_response_carries_rate_limit_headers(client, auth) -> None:
+    for response in (
+        post(client, auth, "x"),
+        client.get("/v1/qr", headers=auth),
+        client.get("/v1/qr/qr_missing", headers=auth),
+        client.get("/v1/qr/generate"),  # 401, counted against the client address
+        client.get("/v1/unknown"),
+    ):
+        assert int(response.headers["X-RateLimit-Limit"]) > 0
+        assert int(response.headers["X-RateLimit-Remaining"]) >= 0
+        assert int(response.headers["X-RateLimit-Reset"]) >= int(time.time())
+        assert "Retry-After" not in response.headers
+
+
+def test_plan_limit_gives_429_with_correct_headers(client, make_key) -> None:
+    auth = {"Authorization": f"Bearer {make_key(plan='tiny')}"}
+    remaining = [int(post(client, auth, f"d{i}").headers["X-RateLimit-Remaining"]) for i in range(3)]
+    assert remaining == [2, 1, 0]
+    refused = post(client, auth, "one too many")
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == "rate_limited"
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert (
+        abs(int(refused.headers["X-RateLimit-Reset"]) - time.time() - int(refused.headers["Retry-After"]))
+        <= 2
+    )
+
+
+def test_limits_are_per_key(client, make_key) -> None:
+    first = {"Authorization": f"Bearer {make_key('a', plan='tiny')}"}
+    second = {"Authorization": f"Bearer {make_key('b', plan='tiny')}"}
+    for i in range(3):
+        assert post(client, first, f"a{i}").status_code == 200
+    assert post(client, first, "a4").status_code == 429
+    assert post(client, second, "b1").status_code == 200
+
+
+@pytest.mark.parametrize("app_config", [{"PUBLIC_RATE_LIMIT": "2/minute"}])
+def test_requests_without_a_valid_key_are_limited_by_address(client) -> None:
+    bad = {"Authorization": "Bearer qrs_abcdefghij_" + "a" * 32}
+    assert client.get("/v1/qr", headers=bad).status_code == 401
+    assert client.get("/v1/qr", headers=bad).status_code == 401
+    assert client.get("/v1/qr", headers=bad).status_code == 429
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"PLANS": {"free": {"requests_per_minute": 1000, "codes_per_month": 3}}}]
+)
+def test_quota_exceeded_is_429_with_retry_after_until_next_month(client, make_key) -> None:
+    auth = {"Authorization": f"Bearer {make_key(plan='free')}"}
+    for i in range(3):
+        assert post(client, auth, f"q{i}").status_code == 200
+    response = post(client, auth, "q3")
+    assert response.status_code == 429
+    assert response.get_json()["error"] == "quota_exceeded"
+    assert int(response.headers["Retry-After"]) > 0
+    usage = client.get("/v1/account/usage", headers=auth).get_json()["usage"]
+    assert usage["codes_this_month"] == 3
+
+
+def test_limit_holds_across_two_gunicorn_workers_with_redis(
+    app, database_url, redis_url, make_key, serve
+) -> None:
+    key = make_key("shared", plan="tiny")  # 3 requests a minute
+    plans = '{"tiny": {"requests_per_minute": 3, "codes_per_month": 1000}, "free": {"requests_per_minute": 30, "codes_per_month": 1000}}'
+    server = serve(
+        {
+            "QRSVC_DATABASE_URL": database_url,
+            "QRSVC_RATELIMIT_STORAGE_URL": redis_url,
+            "QRSVC_PLANS": plans,
+        },
+        workers=2,
+    )
+
+    def call(i: int) -> int:
+        # A new connection each time, so gunicorn spreads requests over both workers.
+        return requests.post(
+            f"{server.url}/v1/qr/generate",
+            json={"data": f"w{i}" * 100, "size": 4096, "error_correction": "H"},  # slow enough to overlap
+            headers={"Authorization": f"Bearer {key}", "Connection": "close"},
+            timeout=30,
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(call, range(12)))
+    assert statuses.count(200) == 3, statuses
+    assert statuses.count(429) == 9, statuses
+    # The access log line ends with the worker's pid: both workers answered.
+    pids = {line.split()[-1] for line in server.log.read_text().splitlines() if "/v1/qr/generate" in line}
+    assert len(pids) == 2, server.log.read_text()
