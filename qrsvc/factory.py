@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -54,9 +56,19 @@ def register_extensions(app: Flask) -> None:
 
 
 def _retry_after_only_when_refused(response: Response) -> Response:
-    """flask-limiter sets Retry-After on every response; it belongs on 429 (and 503) only."""
+    """flask-limiter sets Retry-After on every response; it belongs on 429 (and 503) only.
+
+    It also rounds the wait down (0.7 s left becomes `0`, an invitation to retry
+    at once and be refused again), so a refusal gets the wait rounded up.
+    """
     if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
+        return response
+    current = limiter.current_limit
+    given = response.headers.get("Retry-After", "")
+    if response.status_code == 429 and current is not None and given.isdigit():
+        wait = math.ceil(current.window[0] - time.time())  # the exact reset time, not the header's
+        response.headers["Retry-After"] = str(max(1, int(given), wait))
     return response
 
 

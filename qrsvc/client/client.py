@@ -2,7 +2,7 @@
 
 Retries: 429 and 5xx responses (and connection failures) are retried with
 exponential backoff — 1 s, 2 s, 4 s … capped at `max_backoff` — or after the
-server's `Retry-After` when it gives one. Other 4xx responses are never retried.
+server's `Retry-After` when that is longer. Other 4xx responses are never retried.
 Once `max_retries` retries are spent the last failure is raised as a
 `QrsvcError` subclass. Every batch is sent with its own `Idempotency-Key`, so a
 retried batch never makes its codes twice.
@@ -98,10 +98,8 @@ class Client:
 
     def generate(self, data: str, *, metadata: bool = False, **options: Any) -> Any:
         """One code: its image bytes, or with `metadata=True` the JSON (id, image_url, base64 …)."""
-        body = {"data": data, **options}
-        if metadata:
-            body["response"] = "json"
-        response = self.request("POST", "/v1/qr/generate", json=body)
+        body = {"data": data, **options, "response": "json" if metadata else "image"}
+        response = self.request("POST", "/v1/qr/generate", json=body, headers={"Accept": "*/*"})
         return response.json() if metadata else response.content
 
     def get(self, code_id: str) -> dict[str, Any]:
@@ -111,7 +109,9 @@ class Client:
 
     def image(self, code_id: str, fmt: str = "png", **changes: Any) -> bytes:
         """A stored code's public image, in any format, with display changes (size, colours)."""
-        return self.request("GET", f"/v1/qr/{code_id}.{fmt}", params=changes).content
+        return self.request(
+            "GET", f"/v1/qr/{code_id}.{fmt}", params=changes, headers={"Accept": "*/*"}
+        ).content
 
     def usage(self) -> dict[str, Any]:
         """The key's plan, rate limit and usage counters."""
@@ -243,7 +243,9 @@ class Client:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > self.max_retry_after:
                     raise failure
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
+                # At least what the server asks, and never less than the backoff: a server that
+                # says "0" must not be hammered.
+                delay = max(retry_after or 0.0, self._backoff(attempt))
             if attempt > self.max_retries:
                 failure.attempts = attempt
                 failure.message = f"gave up after {attempt} attempts: {failure.message}"

@@ -27,8 +27,17 @@ class Live:
     key: str
     log: Path
 
-    def log_lines(self, path: str) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if f' {path}"' in line]
+    def log_lines(self, path: str, expected: int = 0) -> list[str]:
+        """Access-log lines for `path`; waits a little for `expected` lines (logged after the response)."""
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [line for line in self.log.read_text().splitlines() if f' {path}"' in line]
+            if len(lines) >= expected or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def statuses(self, path: str, expected: int = 0) -> list[str]:
+        return [line.split('" ')[1].split()[0] for line in self.log_lines(path, expected)]
 
 
 @pytest.fixture
