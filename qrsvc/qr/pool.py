@@ -11,16 +11,21 @@ global state does not survive a fork of the process that started it.)
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from qrsvc.qr.render import RenderError, Style, render
 from qrsvc.qr.symbols import DataTooLongError, Symbol, encode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,21 @@ def _draw_chunk(jobs: Sequence[Job]) -> list[Drawn | Refused]:
     return [draw(job) for job in jobs]
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In each render process: leave when the web worker that started it is gone.
+
+    A worker killed outright (gunicorn's timeout sends SIGKILL) cannot stop its pool,
+    and the pool's queues keep the children blocked; this watch ends them.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="qrsvc-parent-watch", daemon=True).start()
+
+
 class RenderPool:
     """Draws jobs in `processes` worker processes when there are at least `min_jobs` of them."""
 
@@ -87,7 +107,16 @@ class RenderPool:
         # A few chunks per process balance uneven chunks without paying per-job IPC.
         size = max(1, math.ceil(len(jobs) / (self.processes * 4)))
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        for drawn in self._executor_here().map(_draw_chunk, chunks):
+        executor = self._executor_here()
+        futures = [executor.submit(_draw_chunk, chunk) for chunk in chunks]
+        for chunk, future in zip(chunks, futures, strict=True):
+            try:
+                drawn = future.result()
+            except BrokenProcessPool:
+                # A render process died (killed, out of memory): draw here, start afresh next time.
+                log.warning("render pool broken; drawing %d jobs in the web worker", len(chunk))
+                self._discard(executor)
+                drawn = _draw_chunk(chunk)
             yield from drawn
 
     def _executor_here(self) -> ProcessPoolExecutor:
@@ -95,9 +124,21 @@ class RenderPool:
             if self._executor is None or self._pid != os.getpid():
                 # A pool inherited through fork belongs to the parent: leave it alone, start ours.
                 context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=context,
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
+                )
                 self._pid = os.getpid()
             return self._executor
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+                self._pid = None
+        executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the worker processes (if this process started them)."""

@@ -112,6 +112,54 @@ def test_pool_inherited_through_fork_starts_its_own_processes() -> None:
         pool.close()
 
 
+def test_a_killed_render_process_costs_speed_not_results(caplog) -> None:
+    import os
+    import signal
+
+    pool = RenderPool(processes=2, min_jobs=2)
+    try:
+        expected = [draw(job) for job in _jobs()]
+        assert list(pool.draw_all(_jobs())) == expected
+        first = pool._executor
+        assert first is not None
+        for pid in list(first._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        assert list(pool.draw_all(_jobs())) == expected  # drawn here while the pool is broken
+        assert "render pool broken" in caplog.text
+        assert list(pool.draw_all(_jobs())) == expected  # and a new pool next time
+        assert pool._executor is not None and pool._executor is not first
+    finally:
+        pool.close()
+
+
+def test_render_processes_leave_when_their_parent_dies(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = (
+        "from qrsvc.qr.pool import RenderPool, Job\n"
+        "from qrsvc.qr import Style\n"
+        "import os, sys\n"
+        "pool = RenderPool(2, 2)\n"
+        "list(pool.draw_all([Job(str(i), 'M', None, 'zxing', 'png', Style(128)) for i in range(8)]))\n"
+        "print(' '.join(str(p) for p in pool._executor._processes), flush=True)\n"
+        "os._exit(0)  # like a SIGKILL: no atexit, no pool shutdown\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    children = [int(pid) for pid in done.stdout.split()]
+    assert len(children) == 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(psutil.pid_exists(pid) for pid in children):
+        time.sleep(0.2)
+    alive = [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert alive == []
+
+
 def test_small_batches_stay_in_process() -> None:
     pool = RenderPool(processes=2, min_jobs=64)
     list(pool.draw_all(_jobs()))
