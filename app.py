@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Flask
 
+from integrations import tickets
 from qrsvc import create_app
 
-INTEGRATIONS: tuple[Any, ...] = ()
+INTEGRATIONS: tuple[Any, ...] = (tickets,)
 
 
 def create(overrides: Mapping[str, Any] | None = None) -> Flask:

@@ -55,8 +55,8 @@ def plan_of(key: ApiKey) -> Plan:
     return plans.get(key.plan) or plans[current_app.config["DEFAULT_PLAN"]]
 
 
-def authenticate(scope: str) -> ApiKey:
-    """The calling key if it is valid, live and has `scope`; else the 401/403 of DESIGN.md §3."""
+def authenticate(scope: str, *alternatives: str) -> ApiKey:
+    """The calling key if it is valid, live and has `scope` (or one of `alternatives`); else 401/403."""
     challenge = {"WWW-Authenticate": 'Bearer realm="qrsvc"'}
     if "qrsvc_key" not in g:
         identify_request()
@@ -72,18 +72,19 @@ def authenticate(scope: str) -> ApiKey:
         )
     if key.revoked_at is not None:
         raise ApiError(403, "key_revoked", "This API key has been revoked.")
-    if not key.has_scope(scope):
-        raise ApiError(403, "insufficient_scope", f"This API key lacks the {scope!r} scope.")
+    if not any(key.has_scope(s) for s in (scope, *alternatives)):
+        wanted = " or ".join(repr(s) for s in (scope, *alternatives))
+        raise ApiError(403, "insufficient_scope", f"This API key lacks the {wanted} scope.")
     return key
 
 
-def require_key(scope: str) -> Callable[[F], F]:
-    """View decorator: authenticate with `scope`, then count the request in usage."""
+def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
+    """View decorator: authenticate with `scope` (or any of `alternatives`), then count the request."""
 
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            key = authenticate(scope)
+            key = authenticate(scope, *alternatives)
             usage.count_request_later(key.id)
             try:
                 return view(*args, **kwargs)

@@ -1,0 +1,1 @@
+"""Shop integration: products, orders, emails and labels."""
