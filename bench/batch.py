@@ -4,7 +4,8 @@ request to the last byte of the response.
 Measures, in one run on this machine:
 - a 500-item batch (distinct URLs, PNG 512 px, EC H, JSON with base64): median of several runs;
 - the same with one render process per worker (no pool), to show what the pool adds;
-- the same with QRSVC_ENGINE=qrcode, the baseline (one run: it is slow);
+- the same with QRSVC_ENGINE=qrcode, the baseline (one run: it is slow), and once more with
+  the qrcode engine and no render pool (one core, like a plain qrcode-based service);
 - a 1000-item ZIP, and the peak RSS growth of the server's processes (master, workers and
   their render processes) while it is made.
 Every item carries new data, so the render cache never helps (the server reports its hits
@@ -145,6 +146,9 @@ def main() -> None:
     with BenchServer(workers=2, QRSVC_ENGINE="qrcode") as server:
         post_batch(server, 20)
         (baseline,) = timed_runs(server, count, 1)
+    with BenchServer(workers=2, QRSVC_ENGINE="qrcode", QRSVC_RENDER_PROCESSES="1") as server:
+        post_batch(server, 20)
+        (serial_baseline,) = timed_runs(server, count, 1)
 
     median = statistics.median(pooled)
     print(f"\n{count}-item batch, PNG 512 px, EC H, JSON base64, gunicorn 2 workers (end to end):")
@@ -156,8 +160,10 @@ def main() -> None:
         f"  zxing, no pool           median {statistics.median(single):.3f} s  "
         f"(min {min(single):.3f}, {len(single)} runs)"
     )
-    print(f"  qrcode engine (baseline) {baseline:.3f} s  (1 run)")
+    print(f"  qrcode engine (baseline) {baseline:.3f} s  (1 run; rendered in the pool too)")
+    print(f"  qrcode engine, no pool   {serial_baseline:.3f} s  (1 run; one core, as a plain qrcode build)")
     print(f"  ratio baseline / zxing + pool: {baseline / median:.1f}x")
+    print(f"  ratio qrcode without pool / zxing + pool: {serial_baseline / median:.1f}x")
     print(f"\n{args.zip_items}-item ZIP: {memory['seconds']:.3f} s, {memory['bytes'] / 2**20:.1f} MB")
     print(
         f"  server RSS ({memory['processes']} processes) before {memory['before_mb']:.0f} MB, "
