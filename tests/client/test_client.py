@@ -224,11 +224,16 @@ def test_cli_batch_from_csv_to_zip(live, decode, tmp_path) -> None:
     csv_path = tmp_path / "contacts.csv"
     csv_path.write_text("\n".join(",".join(row) for row in rows) + "\n", encoding="utf-8")
     out = tmp_path / "out.zip"
-    env = {"QRSVC_URL": server.url, "QRSVC_API_KEY": server.key}
+    # No app module to load: the client commands must not need the Flask app.
+    env = {"QRSVC_URL": server.url, "QRSVC_API_KEY": server.key, "QRSVC_APP_MODULE": "no_such_module"}
     args = ("client", "batch", "--csv", str(csv_path), "--column", "url", "--filename-column", "name")
-    done = cli(*args, "-o", str(out), "--chunk-size", "8", "--size", "256", env=env)
+    done = cli(*args, "-o", str(out), "--chunk-size", "8", "--size", "256", "--progress", env=env)
     assert done.returncode == 0, done.stderr
     assert "30 codes, 0 failed" in done.stdout
+    assert "30/30" in done.stderr  # the progress bar reached the end
+    usage = cli("client", "usage", env=env)
+    assert usage.returncode == 0, usage.stderr
+    assert json.loads(usage.stdout)["usage"]["codes_today"] == 30
     archive = zipfile.ZipFile(io.BytesIO(out.read_bytes()))
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["count"] == 30
