@@ -71,6 +71,7 @@ class Scripted:
 
     script: list[tuple[int, dict[str, str], bytes]]
     hits: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, method, path)
+    headers: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
 
 
@@ -86,6 +87,7 @@ def scripted() -> Iterator[Callable[..., Scripted]]:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 state.hits.append((time.monotonic(), self.command, self.path))
+                state.headers.append(dict(self.headers))
                 status, headers, body = state.script[min(len(state.hits), len(state.script)) - 1]
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", **headers}.items():

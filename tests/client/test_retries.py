@@ -95,6 +95,23 @@ def test_an_unreachable_server_is_a_transport_error_after_retries() -> None:
     assert caught.value.status is None and caught.value.attempts == 3
 
 
+def test_a_body_too_large_is_split_in_halves_and_stitched(scripted) -> None:
+    import json
+
+    def part(start: int) -> bytes:
+        items = [{"index": i, "success": True, "data": f"d{start + i}"} for i in range(2)]
+        return json.dumps({"success": True, "count": 2, "failed": 0, "items": items}).encode()
+
+    too_large = (413, {}, error_body("payload_too_large", "The request body is larger than the limit."))
+    server = scripted(too_large, (200, {}, part(0)), (200, {}, part(2)))
+    client, slept = recording_client(server.url)
+    result = client.batch([f"d{i}" for i in range(4)])
+    assert [item["index"] for item in result.items] == [0, 1, 2, 3]
+    assert [item["data"] for item in result.items] == ["d0", "d1", "d2", "d3"]
+    assert (result.count, len(server.hits), slept) == (4, 3, [])
+    assert client.batch_max_items == 2
+
+
 def test_key_and_url_come_from_the_environment(monkeypatch, scripted) -> None:
     server = scripted(OK)
     monkeypatch.setenv("QRSVC_URL", server.url)
@@ -102,3 +119,4 @@ def test_key_and_url_come_from_the_environment(monkeypatch, scripted) -> None:
     client = Client()
     assert (client.base_url, client.api_key) == (server.url, "qrs_from_env")
     assert client.usage() == {"plan": "pro"}
+    assert server.headers[0]["Authorization"] == "Bearer qrs_from_env"
