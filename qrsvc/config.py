@@ -25,7 +25,9 @@ class Plan:
 
     @property
     def rate_limit(self) -> str:
-        """The limit in flask-limiter's notation, e.g. `30 per 60 seconds`."""
+        """The limit in flask-limiter's notation: `30/minute`, or `3 per 2 seconds`."""
+        if self.window_seconds == 60:
+            return f"{self.requests_per_minute}/minute"
         return f"{self.requests_per_minute} per {self.window_seconds} seconds"
 
 
