@@ -65,6 +65,7 @@ def image_response(image: codes.Image, etag: str, cache_control: str, code: QrCo
     response.set_etag(etag)
     response.headers["Cache-Control"] = cache_control
     response.headers["X-QR-Version"] = str(image.symbol.version)
+    response.headers["X-QR-Cache"] = "hit" if image.cached else "miss"
     if code is not None:
         response.headers["X-QR-Id"] = code.id
     return response

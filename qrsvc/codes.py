@@ -44,6 +44,8 @@ class Image:
     options: QrOptions
     symbol: Symbol
     content: bytes
+    #: Whether the bytes came from the render cache (responses say so in X-QR-Cache).
+    cached: bool = False
 
 
 def new_code_id() -> str:
@@ -121,7 +123,7 @@ def render_images(options: Sequence[QrOptions], engine: str) -> Rendered:
         if cached is None:
             missing.append(i)
         else:
-            results[i] = Image(options[i], cached[0], cached[1])
+            results[i] = Image(options[i], cached[0], cached[1], cached=True)
     jobs = [_job(options[i], engine) for i in missing]
     drawn_all = rendering.pool.draw_all(jobs) if rendering is not None else map(draw, jobs)
     for i, drawn in zip(missing, drawn_all, strict=True):

@@ -120,6 +120,13 @@ def test_url_form_leaves_out_the_images(client, auth, decode) -> None:
         assert decode(client.get(item["image_url"]).data) == [item["data"]]
 
 
+def test_a_repeated_batch_is_served_from_the_render_cache(client, auth) -> None:
+    items = [{"data": "one"}, {"data": "two"}, {"data": "three", "size": 200}]
+    assert batch(client, auth, items=items).headers["X-QR-Cache-Hits"] == "0"
+    again = batch(client, auth, items=[*items, {"data": "four"}])
+    assert again.headers["X-QR-Cache-Hits"] == "3"
+
+
 @pytest.mark.parametrize("how", ["accept", "body"])
 def test_zip_holds_sanitised_unique_files_and_a_manifest(client, auth, decode, how) -> None:
     items = [

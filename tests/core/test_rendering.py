@@ -42,6 +42,17 @@ def test_repeated_renders_come_from_the_cache(app) -> None:
     assert again.results[0].content == first.results[0].content  # type: ignore[union-attr]
 
 
+def test_responses_say_whether_the_image_came_from_the_cache(client, auth, decode) -> None:
+    body = {"data": "https://example.com/cache-header", "size": 300}
+    first = client.post("/v1/qr/generate", json=body, headers=auth)
+    again = client.post("/v1/qr/generate", json=body, headers=auth)
+    other = client.post("/v1/qr/generate", json={**body, "size": 301}, headers=auth)
+    assert [r.headers["X-QR-Cache"] for r in (first, again, other)] == ["miss", "hit", "miss"]
+    assert again.data == first.data and decode(again.data) == [body["data"]]
+    public = client.get(f"/v1/qr/{first.headers['X-QR-Id']}.png", query_string={"size": 300})
+    assert public.headers["X-QR-Cache"] == "hit" and public.data == first.data
+
+
 @pytest.mark.parametrize("app_config", [{"RENDER_CACHE_BYTES": 0}])
 def test_a_zero_cache_never_hits(app) -> None:
     with app.app_context():
