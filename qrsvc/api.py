@@ -7,12 +7,12 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc import codes, usage
+from qrsvc import batch, codes, idempotency, usage
 from qrsvc.auth import current_key, plan_of, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
-from qrsvc.http import public_url, read_json_object, wants_json
+from qrsvc.http import public_url, read_json_object, wants_json, wants_zip
 from qrsvc.models import QrCode
 from qrsvc.options import Bounds, Spec, choice, integer, parse_fields, parse_options, text
 from qrsvc.qr import CONTENT_TYPES, FORMATS
@@ -65,6 +65,7 @@ def image_response(image: codes.Image, etag: str, cache_control: str, code: QrCo
     response.set_etag(etag)
     response.headers["Cache-Control"] = cache_control
     response.headers["X-QR-Version"] = str(image.symbol.version)
+    response.headers["X-QR-Cache"] = "hit" if image.cached else "miss"
     if code is not None:
         response.headers["X-QR-Id"] = code.id
     return response
@@ -90,6 +91,42 @@ def generate_post() -> Response | tuple[Response, int]:
 @require_key("qr:write")
 def generate_get() -> Response | tuple[Response, int]:
     return _generate(request.args.to_dict(), from_query=True)
+
+
+@bp.post("/qr/batch")
+@require_key("qr:write")
+def generate_batch() -> Response:
+    """Many codes in one request: JSON with base64 images, JSON with URLs only, or a ZIP."""
+    config = current_app.config
+    wanted = batch.parse_batch(
+        read_json_object(), _bounds(), config["BATCH_MAX_ITEMS"], zip_accepted=wants_zip()
+    )
+    key = current_key()
+    images = public_url("/v1/qr/")  # once, not once an item
+    output = batch.generate_batch(
+        key,
+        plan_of(key),
+        wanted,
+        config["ENGINE"],
+        lambda code: f"{images}{code.id}.{code.options['format']}",
+        idempotency_key=request.headers.get(idempotency.HEADER),
+    )
+    return _batch_response(output)
+
+
+def _batch_response(output: batch.BatchOutput) -> Response:
+    length = output.body.seek(0, 2)
+    output.body.seek(0)
+    response = Response(batch.iter_chunks(output.body), mimetype=output.content_type)
+    response.content_length = length
+    if output.content_type == "application/zip":
+        response.headers["Content-Disposition"] = 'attachment; filename="qr-codes.zip"'
+    if output.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if output.cache_hits is not None:
+        response.headers["X-QR-Cache-Hits"] = str(output.cache_hits)
+    response.headers[batch.MAX_ITEMS_HEADER] = str(current_app.config["BATCH_MAX_ITEMS"])
+    return response
 
 
 @bp.get("/qr/<code_id>")
@@ -172,7 +209,7 @@ def account_usage() -> Response:
                 "limit": plan.requests_per_minute,
                 "remaining": current.remaining if current else plan.requests_per_minute,
                 "reset": int(current.reset_at) if current else None,
-                "window_seconds": 60,
+                "window_seconds": plan.window_seconds,
             },
             "quota": {"codes_per_month": plan.codes_per_month},
             "usage": {

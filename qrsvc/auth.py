@@ -44,7 +44,7 @@ def identify_request() -> None:
     g.qrsvc_key = key
     if key is not None and key.revoked_at is None:
         g.rate_limit_key = f"key:{key.prefix}"
-        g.rate_limit = f"{plan_of(key).requests_per_minute}/minute"
+        g.rate_limit = plan_of(key).rate_limit
     else:
         g.rate_limit = current_app.config["PUBLIC_RATE_LIMIT"]
 

@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup
 
+from qrsvc.client.cli import client as client_commands
 from qrsvc.errors import ApiError
 
 
@@ -192,6 +193,7 @@ cli = FlaskGroup(
 )
 cli.add_command(serve)
 cli.add_command(generate)
+cli.add_command(client_commands)
 
 
 def main() -> None:

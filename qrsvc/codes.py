@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from qrsvc import clock, usage
 from qrsvc.config import Plan
@@ -24,7 +26,15 @@ from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import QrOptions
-from qrsvc.qr import RENDERER_VERSION, DataTooLongError, RenderError, Symbol, encode, render
+from qrsvc.qr import Symbol
+from qrsvc.qr.cache import RenderCache
+from qrsvc.qr.pool import Drawn, Job, Refused, RenderPool, draw
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+# The module, not the `render` function `qrsvc.qr` re-exports: its version is read at call time.
+_renderer = importlib.import_module("qrsvc.qr.render")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,8 @@ class Image:
     options: QrOptions
     symbol: Symbol
     content: bytes
+    #: Whether the bytes came from the render cache (responses say so in X-QR-Cache).
+    cached: bool = False
 
 
 def new_code_id() -> str:
@@ -41,22 +53,102 @@ def new_code_id() -> str:
     return "qr_" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
 
 
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """A process's render cache and render pool (kept in `app.extensions["qrsvc_rendering"]`)."""
+
+    cache: RenderCache[tuple[Symbol, bytes]]
+    pool: RenderPool
+
+    def close(self) -> None:
+        self.pool.close()
+        self.cache.clear()
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its render cache and (lazily started) render pool, sized by settings."""
+    app.extensions["qrsvc_rendering"] = Rendering(
+        RenderCache(app.config["RENDER_CACHE_BYTES"]),
+        RenderPool(app.config["RENDER_PROCESSES"], app.config["RENDER_POOL_MIN_ITEMS"]),
+    )
+
+
+def _rendering() -> Rendering | None:
+    """The app's cache and pool; None offline (e.g. `qrsvc generate`), where every render is fresh."""
+    if has_app_context():
+        rendering: Rendering | None = current_app.extensions.get("qrsvc_rendering")
+        return rendering
+    return None
+
+
+def _job(options: QrOptions, engine: str) -> Job:
+    return Job(options.data, options.error_correction, options.version, engine, options.format, options.style)
+
+
+def _image(options: QrOptions, drawn: Drawn | Refused) -> Image:
+    if isinstance(drawn, Refused):
+        field = "data" if drawn.reason == "data_too_long" else "size"
+        raise ApiError(422, drawn.reason, drawn.message, field=field)
+    return Image(options, drawn.symbol, drawn.content)
+
+
 def make_image(options: QrOptions, engine: str) -> Image:
-    """Encode and render; the well-formed-but-impossible cases become 422s."""
-    try:
-        symbol = encode(options.data, options.error_correction, options.version, engine)
-    except DataTooLongError as exc:
-        raise ApiError(422, "data_too_long", str(exc), field="data") from None
-    try:
-        content = render(symbol, options.format, options.style)
-    except RenderError as exc:
-        raise ApiError(422, "size_too_small", str(exc), field="size") from None
-    return Image(options, symbol, content)
+    """Encode and render (or take the bytes from the cache); impossible cases become 422s."""
+    result = render_images([options], engine).results[0]
+    if isinstance(result, ApiError):
+        raise result
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Images (or the 422 each failed one would raise) in the order asked, and how many were cached."""
+
+    results: list[Image | ApiError]
+    cache_hits: int
+
+
+def render_images(options: Sequence[QrOptions], engine: str) -> Rendered:
+    """Render many codes: cached ones from the cache, the rest here or in the render pool.
+
+    A code that cannot be drawn does not stop the others: its place holds the
+    ApiError (422) that `make_image` would have raised.
+    """
+    rendering = _rendering()
+    keys = [image_etag(o, engine) for o in options]
+    results: list[Image | ApiError | None] = [None] * len(options)
+    missing: list[int] = []
+    for i, key in enumerate(keys):
+        cached = rendering.cache.get(key) if rendering is not None else None
+        if cached is None:
+            missing.append(i)
+        else:
+            results[i] = Image(options[i], cached[0], cached[1], cached=True)
+    jobs = [_job(options[i], engine) for i in missing]
+    drawn_all = rendering.pool.draw_all(jobs) if rendering is not None else map(draw, jobs)
+    for i, drawn in zip(missing, drawn_all, strict=True):
+        try:
+            image = _image(options[i], drawn)
+        except ApiError as exc:
+            results[i] = exc
+            continue
+        results[i] = image
+        if rendering is not None:
+            rendering.cache.put(keys[i], (image.symbol, image.content), _cost(image))
+    return Rendered([r for r in results if r is not None], len(options) - len(missing))
+
+
+def _cost(image: Image) -> int:
+    return len(image.content) + len(image.symbol.modules) + 200
 
 
 def image_etag(options: QrOptions, engine: str) -> str:
-    """Everything that changes the bytes, hashed: data, options, engine, renderer version."""
-    key = json.dumps([RENDERER_VERSION, engine, options.data, options.stored()], sort_keys=True)
+    """Everything that changes the bytes, hashed: data, options, engine, renderer version.
+
+    The renderer version is read at call time, so a new renderer can never be
+    answered from a cache (or an ETag) filled by the old one.
+    """
+    key = json.dumps([_renderer.RENDERER_VERSION, engine, options.data, options.stored()], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -210,14 +302,18 @@ def delete_code(owner: ApiKey, code_id: str) -> None:
 __all__ = [
     "Image",
     "Page",
+    "Rendered",
+    "Rendering",
     "delete_code",
     "find_public_code",
     "generate",
     "get_code",
     "image_etag",
     "list_codes",
+    "init_app",
     "make_image",
     "new_code_id",
+    "render_images",
     "store_codes",
     "stored_options",
 ]

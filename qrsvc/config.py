@@ -12,11 +12,23 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a key may do: requests a minute (sliding window) and codes a calendar month."""
+    """What a key may do: requests a minute (sliding window) and codes a calendar month.
+
+    `window_seconds` shortens or lengthens the window: the plan then allows
+    `requests_per_minute` requests per `window_seconds` (tests use a 2-second window).
+    """
 
     name: str
     requests_per_minute: int
     codes_per_month: int
+    window_seconds: int = 60
+
+    @property
+    def rate_limit(self) -> str:
+        """The limit in flask-limiter's notation: `30/minute`, or `3 per 2 seconds`."""
+        if self.window_seconds == 60:
+            return f"{self.requests_per_minute}/minute"
+        return f"{self.requests_per_minute} per {self.window_seconds} seconds"
 
 
 DEFAULT_PLANS = {
@@ -59,7 +71,12 @@ CORE_SETTINGS = (
     Setting("RATELIMIT_STORAGE_URL", "memory://", doc="flask-limiter storage, e.g. redis://host:6379"),
     Setting("PUBLIC_BASE_URL", None, doc="origin used in image_url and links; default: the request's host"),
     Setting("ENGINE", "zxing", doc="QR encoder: zxing (fast) or qrcode (pure-Python reference)"),
-    Setting("PLANS", DEFAULT_PLANS, json.loads, "JSON: plan → requests_per_minute, codes_per_month"),
+    Setting(
+        "PLANS",
+        DEFAULT_PLANS,
+        json.loads,
+        "JSON: plan → requests_per_minute, codes_per_month (and optional window_seconds, default 60)",
+    ),
     Setting("DEFAULT_PLAN", "free", doc="plan given to keys created without --plan"),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
     Setting("MAX_BODY_BYTES", 4 * 1024 * 1024, int, "larger request bodies get 413"),
@@ -67,6 +84,15 @@ CORE_SETTINGS = (
     Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
     Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
+    Setting("BATCH_MAX_ITEMS", 1000, int, "most items one POST /v1/qr/batch may hold (more: 413)"),
+    Setting(
+        "RENDER_PROCESSES",
+        None,
+        int,
+        "processes a web worker renders large batches with (default: the machine's cores; 1: none)",
+    ),
+    Setting("RENDER_POOL_MIN_ITEMS", 64, int, "smallest batch worth sending to the render processes"),
+    Setting("RENDER_CACHE_BYTES", 32 * 1024 * 1024, int, "per-process cache of rendered images; 0: none"),
 )
 
 
@@ -85,9 +111,16 @@ def load(
     config["PLANS"] = {
         name: p
         if isinstance(p, Plan)
-        else Plan(name, int(p["requests_per_minute"]), int(p["codes_per_month"]))
+        else Plan(
+            name,
+            int(p["requests_per_minute"]),
+            int(p["codes_per_month"]),
+            int(p.get("window_seconds", 60)),
+        )
         for name, p in config["PLANS"].items()
     }
+    if config["RENDER_PROCESSES"] is None:
+        config["RENDER_PROCESSES"] = os.cpu_count() or 1
     if config["DEFAULT_PLAN"] not in config["PLANS"]:
         raise ValueError(f"QRSVC_DEFAULT_PLAN {config['DEFAULT_PLAN']!r} is not in QRSVC_PLANS")
     return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -9,7 +11,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from qrsvc import auth, config, db, http
+from qrsvc import auth, codes, config, db, http
 from qrsvc.errors import register_error_handlers
 from qrsvc.extensions import limiter
 
@@ -44,6 +46,7 @@ def create_app(
 def register_extensions(app: Flask) -> None:
     http.init_app(app)
     db.init_app(app)
+    codes.init_app(app)
     # Identify the caller before flask-limiter's own before_request counts the request.
     app.before_request(auth.identify_request)
     # after_request hooks run in reverse order: this one sees the limiter's headers.
@@ -53,9 +56,19 @@ def register_extensions(app: Flask) -> None:
 
 
 def _retry_after_only_when_refused(response: Response) -> Response:
-    """flask-limiter sets Retry-After on every response; it belongs on 429 (and 503) only."""
+    """flask-limiter sets Retry-After on every response; it belongs on 429 (and 503) only.
+
+    It also rounds the wait down (0.7 s left becomes `0`, an invitation to retry
+    at once and be refused again), so a refusal gets the wait rounded up.
+    """
     if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
+        return response
+    current = limiter.current_limit
+    given = response.headers.get("Retry-After", "")
+    if response.status_code == 429 and current is not None and given.isdigit():
+        wait = math.ceil(current.window[0] - time.time())  # the exact reset time, not the header's
+        response.headers["Retry-After"] = str(max(1, int(given), wait))
     return response
 
 

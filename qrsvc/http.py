@@ -42,6 +42,12 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes["application/json"] > 0
 
 
+def wants_zip() -> bool:
+    """`Accept: application/zip` preferred over JSON (the batch endpoint's ZIP form)."""
+    best = request.accept_mimetypes.best_match(["application/json", "application/zip"])
+    return best == "application/zip"
+
+
 def redact(text: str) -> str:
     """Remove API keys given in query strings from text bound for a log."""
     return _SECRET_IN_QUERY.sub(r"\1[redacted]", text)
@@ -84,4 +90,4 @@ def init_app(app: Flask) -> None:
         root.setLevel(app.config["LOG_LEVEL"])
 
 
-__all__ = ["public_url", "read_json_object", "redact", "wants_json"]
+__all__ = ["public_url", "read_json_object", "redact", "wants_json", "wants_zip"]

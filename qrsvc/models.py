@@ -77,4 +77,27 @@ class UsageDay(db.Model):  # type: ignore[name-defined,misc]
     codes: Mapped[int] = mapped_column(sa.Integer, default=0)
 
 
-__all__ = ["ApiKey", "QrCode", "UTCDateTime", "UsageDay"]
+class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
+    """A request sent with an `Idempotency-Key`, and once done its response, kept for replays.
+
+    The unique (owner, key) pair is the lock: of two concurrent requests with one
+    key only one inserts the row and does the work; `status` is NULL until then.
+    """
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        sa.UniqueConstraint("owner_id", "key", name="uq_idempotency_records_owner_key"),
+        sa.Index("ix_idempotency_records_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[int | None] = mapped_column(sa.SmallInteger, default=None)
+    content_type: Mapped[str | None] = mapped_column(sa.String(100), default=None)
+    body: Mapped[bytes | None] = mapped_column(sa.LargeBinary, default=None)
+
+
+__all__ = ["ApiKey", "IdempotencyRecord", "QrCode", "UTCDateTime", "UsageDay"]

@@ -140,6 +140,7 @@ def app(database_url: str, tmp_path: Path, app_config: dict[str, Any]) -> Iterat
         upgrade(application)
         _migrated.add(database_url)
     yield application
+    application.extensions["qrsvc_rendering"].close()  # render processes, if a batch started them
     with application.app_context():
         db.session.remove()
         with db.engine.begin() as connection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _HEX = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 
@@ -75,6 +76,7 @@ def parse_color(text: str, *, allow_transparent: bool = False) -> Color:
     return Color(*values)
 
 
+@lru_cache(maxsize=1024)  # a batch checks the same pair of colours for every item
 def contrast_ratio(foreground: Color, background: Color) -> float:
     """WCAG contrast of the colours as printed or shown (translucency over white paper)."""
     back = background.over(WHITE)
@@ -83,6 +85,7 @@ def contrast_ratio(foreground: Color, background: Color) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+@lru_cache(maxsize=1024)
 def is_inverted(foreground: Color, background: Color) -> bool:
     """Light modules on a dark ground: many phone scanners do not read those."""
     back = background.over(WHITE)

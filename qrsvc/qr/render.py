@@ -8,6 +8,7 @@ background. A symbol is never resampled into uneven modules.
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from qrsvc.qr.colors import BLACK, WHITE, Color
 from qrsvc.qr.symbols import Symbol
 
 #: Bump when the bytes a renderer produces change: it is part of every cache key and ETag.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
 
 FORMATS = ("png", "svg", "jpeg", "webp", "pdf")
 CONTENT_TYPES = {
@@ -113,10 +114,55 @@ def _flat(symbol: Symbol, style: Style, box: Layout) -> Image.Image:
     return image.convert("L" if grey else "RGB")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Module values (0/1) as the ASCII digits of a binary number.
+_BINARY_DIGITS = b"01" + bytes(254)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def _png(symbol: Symbol, style: Style, box: Layout) -> bytes:
-    out = io.BytesIO()
-    _indexed(symbol, style, box).save(out, "PNG", bits=1, compress_level=6)
-    return out.getvalue()
+    """A 1-bit palette PNG written directly: each module row is packed once.
+
+    A pixel row that repeats the one above is stored with PNG's "Up" filter as
+    zeros, so zlib has little to do; the pixels are those of `_indexed`. With
+    zlib level 4 (files ~10% larger than level 6, half the time) it is about 3x
+    faster than Pillow's writer, which packs every pixel.
+    """
+    width, module, origin, size = symbol.width, box.module, box.origin, box.size
+    row_bytes = (size + 7) // 8
+    blank = bytes(row_bytes)
+    repeat = b"\x02" + blank  # filter Up, no change
+    left = b"0" * origin
+    right = b"0" * (row_bytes * 8 - origin - width * module)
+    dark, light = b"1" * module, b"0" * module
+    rows: list[bytes] = []
+
+    def blank_rows(count: int) -> None:
+        if count:
+            rows.append(b"\x00" + blank)
+            rows.extend([repeat] * (count - 1))
+
+    blank_rows(origin)
+    for y in range(width):
+        digits = symbol.modules[y * width : (y + 1) * width].translate(_BINARY_DIGITS)
+        if module > 1:
+            digits = digits.replace(b"0", light).replace(b"1", dark)
+        rows.append(b"\x00" + int(left + digits + right, 2).to_bytes(row_bytes, "big"))
+        rows.extend([repeat] * (module - 1))
+    blank_rows(size - origin - width * module)
+    header = struct.pack(">IIBBBBB", size, size, 1, 3, 0, 0, 0)  # 1 bit, palette, no interlace
+    chunks = [
+        _png_chunk(b"IHDR", header),
+        _png_chunk(b"PLTE", bytes(style.background.rgb + style.foreground.rgb)),
+    ]
+    if not (style.foreground.opaque and style.background.opaque):
+        chunks.append(_png_chunk(b"tRNS", bytes([style.background.a, style.foreground.a])))
+    chunks.append(_png_chunk(b"IDAT", zlib.compress(b"".join(rows), 4)))
+    chunks.append(_png_chunk(b"IEND", b""))
+    return _PNG_SIGNATURE + b"".join(chunks)
 
 
 def _jpeg(symbol: Symbol, style: Style, box: Layout) -> bytes:
