@@ -202,10 +202,13 @@ def current_signer() -> Signer:
         .order_by(SigningKey.generation.desc())
         .limit(1)
     )
+    # Read the next generation before looking for a key: every racer that finds none then
+    # tries the same generation, and the unique constraint keeps exactly one of them. (Read
+    # after, a racer that committed in between would push us to the generation above.)
+    generation = _next_generation()
     key = db.session.scalar(query)
     if key is None:
-        # Racing workers all try the same generation; the unique constraint keeps exactly one.
-        _insert_key(_new_private_key(alg), store_private=True, generation=_next_generation())
+        _insert_key(_new_private_key(alg), store_private=True, generation=generation)
         key = db.session.scalar(query)
         if key is None:  # a racer inserted a key of another algorithm at that generation
             key = rotate(alg)
