@@ -92,7 +92,7 @@ def get_event(owner: ApiKey, event_id: str) -> Event:
 
 
 def get_event_for_scanner(key: ApiKey, event_id: str) -> Event:
-    """An event a scanner may see: any event for a `tickets:scan` key, else only the owner's."""
+    """An event a scanner may see: any event for a gate key, else only the owner's."""
     event: Event | None = db.session.get(Event, event_id)
     if event is None or not _may_scan(key, event):
         raise NotFoundError(f"no event {event_id!r}")
@@ -311,13 +311,23 @@ def _find_scan(device: str | None, nonce: str | None) -> Scan | None:
     )
 
 
+def _is_gate_key(key: ApiKey) -> bool:
+    """A gate device's key: `tickets:scan` granted by name, not through `*`.
+
+    Every ordinary key has `*`; if that implied scanning, any organiser's key could burn
+    (and read) another organiser's tickets. Gate keys are made by the instance's operator
+    (`qrsvc keys create --scope tickets:scan`) and serve every event on it.
+    """
+    return SCAN_SCOPE in key.scopes
+
+
 def _may_scan(key: ApiKey, event: Event) -> bool:
-    return key.has_scope(SCAN_SCOPE) or event.owner_id == key.id
+    return _is_gate_key(key) or event.owner_id == key.id
 
 
 def _gate_event(key: ApiKey, event_id: str | None) -> str | None:
     """The event a scan is logged under: the one the gate named, if this key may see it."""
-    if event_id is None or key.has_scope(SCAN_SCOPE):
+    if event_id is None or _is_gate_key(key):
         return event_id
     event = db.session.get(Event, event_id)
     return event_id if event is not None and event.owner_id == key.id else None

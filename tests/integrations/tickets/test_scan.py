@@ -62,6 +62,20 @@ def test_who_may_scan(client, make_key, manager, ticket, scan) -> None:
     assert scan(ticket["token"], headers=manager).get_json()["result"] == "admitted"
 
 
+def test_an_ordinary_key_of_another_organiser_cannot_scan_or_read_revocations(
+    client, make_key, ticket, scan
+) -> None:
+    # Every key has "*" by default; that must not make it a gate for other organisers' events.
+    other = {"Authorization": f"Bearer {make_key('other organiser')}"}
+    response = scan(ticket["token"], headers=other)
+    assert response.status_code == 403
+    assert "ticket" not in response.get_json()
+    revocations = client.get(f"/v1/events/{ticket['event_id']}/revocations", headers=other)
+    assert revocations.status_code == 404
+    gate = {"Authorization": f"Bearer {make_key('gate', 'pro', ('tickets:scan',))}"}
+    assert scan(ticket["token"], headers=gate).get_json()["result"] == "admitted"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
