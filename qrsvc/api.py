@@ -99,7 +99,11 @@ def generate_batch() -> Response:
     """Many codes in one request: JSON with base64 images, JSON with URLs only, or a ZIP."""
     config = current_app.config
     wanted = batch.parse_batch(
-        read_json_object(), _bounds(), config["BATCH_MAX_ITEMS"], zip_accepted=wants_zip()
+        read_json_object(),
+        _bounds(),
+        config["BATCH_MAX_ITEMS"],
+        max_pixels=config["BATCH_MAX_PIXELS"],
+        zip_accepted=wants_zip(),
     )
     key = current_key()
     images = public_url("/v1/qr/")  # once, not once an item

@@ -91,7 +91,12 @@ class BatchOutput:
 
 
 def parse_batch(
-    body: Mapping[str, Any], bounds: Bounds, max_items: int, *, zip_accepted: bool = False
+    body: Mapping[str, Any],
+    bounds: Bounds,
+    max_items: int,
+    *,
+    max_pixels: int | None = None,
+    zip_accepted: bool = False,
 ) -> BatchRequest:
     """Check the batch as a whole (400/413 for the request) and each item on its own (errors in place)."""
     if "items" not in body:
@@ -120,6 +125,16 @@ def parse_batch(
     response = str(defaults.pop("response", "zip" if zip_accepted else "json"))
     item_spec = Spec(bounds=bounds, extra={"filename": text}, ignored=frozenset())
     items = [_parse_item(index, raw, defaults, item_spec) for index, raw in enumerate(raw_items)]
+    pixels = sum(item.options.size**2 for item in items if item.options is not None)
+    if max_pixels is not None and pixels > max_pixels:
+        # A 20 KB body of 1000 × 4096 px JPEGs would otherwise cost minutes of CPU and GBs of memory.
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"this batch asks for {pixels / 1e6:.0f} megapixels of images and one batch may ask for "
+            f"at most {max_pixels / 1e6:.0f}; use smaller sizes or split it into several batches",
+            field="items",
+        )
     return BatchRequest(items, response, idempotency.fingerprint(body, response))
 
 

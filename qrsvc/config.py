@@ -86,6 +86,12 @@ CORE_SETTINGS = (
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
     Setting("BATCH_MAX_ITEMS", 1000, int, "most items one POST /v1/qr/batch may hold (more: 413)"),
     Setting(
+        "BATCH_MAX_PIXELS",
+        1000 * 1024 * 1024,
+        int,
+        "most pixels (sum of size squared) one batch may ask for (more: 413); bounds its CPU and memory",
+    ),
+    Setting(
         "RENDER_PROCESSES",
         None,
         int,

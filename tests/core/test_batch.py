@@ -187,6 +187,18 @@ def test_more_items_than_the_limit_is_413_with_the_limit(client, auth) -> None:
     assert batch(client, auth, items=[{"data": str(i)} for i in range(5)]).status_code == 200
 
 
+def test_a_batch_asking_for_too_many_pixels_is_413_before_any_rendering(client, auth) -> None:
+    items = [{"data": f"big {i}"} for i in range(70)]
+    response = batch(client, auth, items=items, size=4096, format="jpeg")
+    assert response.status_code == 413
+    body = response.get_json()
+    assert body["error"] == "batch_too_large" and body["field"] == "items"
+    assert "megapixels" in body["message"]
+    usage = client.get("/v1/account/usage", headers=auth).get_json()["usage"]
+    assert usage["codes_today"] == 0
+    assert batch(client, auth, items=items[:10], size=4096, format="png").status_code == 200
+
+
 @pytest.mark.parametrize("app_config", [{"MAX_BODY_BYTES": 2000}])
 def test_a_body_over_the_size_limit_is_413(client, auth) -> None:
     response = batch(client, auth, items=[{"data": "x" * 100} for _ in range(30)])
