@@ -94,36 +94,40 @@ def _make_code(owner: ApiKey, url: str) -> QrCode:
     return code
 
 
-def create_product(owner: ApiKey, fields: ProductFields) -> Product:
+def create_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
     """Save a product and its code (EC level H) in one transaction.
 
-    Anything else pending in the session commits with it (a webhook's delivery record).
-    A SKU the owner already has is a 409 `duplicate_sku` and nothing is stored.
+    A SKU the owner already has is a 409 `duplicate_sku` and nothing of this product is
+    stored. With `commit=False` the caller owns the transaction (a webhook stores every
+    variant and its delivery receipt, then commits once); a duplicate undoes only this
+    product, never what the caller has pending.
     """
     product = _insert(owner, fields)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return product
 
 
 def _insert(owner: ApiKey, fields: ProductFields) -> Product:
     _check(fields)
-    now = clock.now()
-    product = Product(
-        owner_id=owner.id,
-        sku=fields.sku,
-        name=fields.name,
-        url=fields.url,
-        price=fields.price,
-        currency=fields.currency,
-        qr_code=_make_code(owner, fields.url).id,
-        created_at=now,
-        updated_at=now,
-    )
-    db.session.add(product)
     try:
-        db.session.flush()  # the unique constraint decides; a duplicate rolls everything back
+        # The unique constraint decides; the savepoint takes back this product and its code only.
+        with db.session.begin_nested():
+            now = clock.now()
+            product = Product(
+                owner_id=owner.id,
+                sku=fields.sku,
+                name=fields.name,
+                url=fields.url,
+                price=fields.price,
+                currency=fields.currency,
+                qr_code=_make_code(owner, fields.url).id,
+                created_at=now,
+                updated_at=now,
+            )
+            db.session.add(product)
+            db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise ApiError(
             409, "duplicate_sku", f"a product with SKU {fields.sku!r} already exists", "sku"
         ) from None
@@ -154,12 +158,15 @@ def _apply(owner: ApiKey, product: Product, changes: dict[str, str | None]) -> N
     product.updated_at = clock.now()
 
 
-def save_product(owner: ApiKey, fields: ProductFields) -> Product:
-    """Create or update by SKU (webhooks: a platform sends the whole product on every change)."""
+def save_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
+    """Create or update by SKU (webhooks: a platform sends the whole product on every change).
+
+    `commit=False` leaves the commit to the caller, as for `create_product`.
+    """
     existing = find_product(owner, fields.sku)
     if existing is None:
         try:
-            return create_product(owner, fields)
+            return create_product(owner, fields, commit=commit)
         except ApiError as exc:
             if exc.code != "duplicate_sku":
                 raise
@@ -167,7 +174,8 @@ def save_product(owner: ApiKey, fields: ProductFields) -> Product:
             existing = get_product(owner, fields.sku)
     changes = {"name": fields.name, "url": fields.url, "price": fields.price, "currency": fields.currency}
     _apply(owner, existing, changes)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return existing
 
 

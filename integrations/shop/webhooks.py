@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from integrations.shop import catalog, orders
-from integrations.shop.models import WebhookDelivery
+from integrations.shop.models import Product, WebhookDelivery
 from qrsvc import clock
 from qrsvc.db import insert
 from qrsvc.errors import ApiError
@@ -110,7 +110,9 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
     """Verify, de-duplicate and store one delivery (the view has already checked `topic`).
 
     Order of checks: signature (401), delivery id (400), JSON (400), owner (503), replay (200),
-    payload mapping (422).
+    payload mapping (422). Everything a delivery stores commits in one transaction with its
+    receipt, or nothing does: a product with a bad third variant leaves no first variant
+    behind, and the corrected retry under the same delivery id is not taken for a replay.
     """
     headers = {name.lower(): value for name, value in headers.items()}  # HTTP names are case-blind
     verify(platform, body, headers)
@@ -144,10 +146,12 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
         db.session.rollback()
         return Outcome("duplicate_delivery")
     try:
-        return MAPPERS[platform.name, topic](owner, payload, headers)
-    except ApiError:
-        db.session.rollback()  # the receipt goes too: a fixed payload may be sent again
+        outcome = MAPPERS[platform.name, topic](owner, payload, headers)
+    except Exception:
+        db.session.rollback()  # all or nothing, the receipt too: a fixed payload may be sent again
         raise
+    db.session.commit()  # the records and the receipt together (an order has committed them already)
+    return outcome
 
 
 # -- field access -----------------------------------------------------------------------------------
@@ -377,9 +381,9 @@ def _woocommerce_products(owner: ApiKey, payload: Mapping[str, Any], headers: Ma
     return Outcome("saved", (_save_product(owner, fields).sku,))
 
 
-def _save_product(owner: ApiKey, fields: catalog.ProductFields) -> Any:
+def _save_product(owner: ApiKey, fields: catalog.ProductFields) -> Product:
     try:
-        return catalog.save_product(owner, fields)
+        return catalog.save_product(owner, fields, commit=False)  # `receive` commits
     except ApiError as exc:
         if exc.status == 400:
             raise ApiError(422, "invalid_field", exc.message, exc.field) from None

@@ -251,3 +251,54 @@ def test_woocommerce_product_is_created_then_updated(client, owner, decode) -> N
     assert len(client.get("/v1/shop/products", headers=owner).get_json()["items"]) == 1
     missing = woocommerce(client, "products", encoded("woocommerce_product", sku=""), delivery="third")
     assert (missing.status_code, missing.get_json()["field"]) == (422, "sku")
+
+
+def receipts(app) -> int:
+    from integrations.shop.models import WebhookDelivery
+    from qrsvc.extensions import db
+
+    with app.app_context():
+        return len(db.session.scalars(db.select(WebhookDelivery)).all())
+
+
+def test_a_product_with_a_bad_variant_stores_nothing_and_its_fixed_retry_is_not_a_replay(
+    app, client, owner
+) -> None:
+    product = payload("shopify_product")
+    good = json.dumps(product).encode()
+    product["variants"][1]["price"] = "nineteen"
+    bad = shopify(client, "products", json.dumps(product).encode(), delivery="product-delivery-1")
+    assert (bad.status_code, bad.get_json()["field"]) == (422, "variants[].price")
+    assert client.get("/v1/shop/products", headers=owner).get_json()["items"] == []
+    assert client.get("/v1/qr", headers=owner).get_json()["items"] == []
+    assert receipts(app) == 0
+
+    retry = shopify(client, "products", good, delivery="product-delivery-1")
+    assert (retry.status_code, retry.get_json()["status"]) == (200, "saved"), retry.get_json()
+    listed = client.get("/v1/shop/products", headers=owner).get_json()["items"]
+    assert [p["sku"] for p in listed] == ["example-shirt-m", "example-shirt-s"]
+    assert receipts(app) == 1
+
+
+def test_a_sku_made_concurrently_during_a_delivery_is_updated_and_the_receipt_kept(
+    app, client, owner, monkeypatch
+) -> None:
+    from integrations.shop import catalog
+
+    assert woocommerce(client, "products", encoded("woocommerce_product")).status_code == 200
+    find = catalog.find_product
+    looked = []
+
+    def find_after_a_race(key, sku):  # the first look misses the row, as if it was committed just after
+        looked.append(sku)
+        return None if len(looked) == 1 else find(key, sku)
+
+    monkeypatch.setattr(catalog, "find_product", find_after_a_race)
+    moved = encoded("woocommerce_product", price="18.00")
+    response = woocommerce(client, "products", moved, delivery="racing-delivery")
+    assert (response.status_code, response.get_json()["records"]) == (200, ["PQ-19"]), response.get_json()
+    monkeypatch.undo()
+    assert client.get("/v1/shop/products/PQ-19", headers=owner).get_json()["price"] == "18.00"
+    replay = woocommerce(client, "products", moved, delivery="racing-delivery")
+    assert replay.get_json()["status"] == "duplicate_delivery"
+    assert receipts(app) == 2
