@@ -21,7 +21,11 @@ SETTINGS = (
     Setting("SHOPIFY_WEBHOOK_SECRET", None, doc="Shopify app's client secret (signs its webhooks)"),
     Setting("SHOPIFY_STORE_URL", None, doc="storefront origin for product URLs; default the shop's domain"),
     Setting("WOOCOMMERCE_WEBHOOK_SECRET", None, doc="secret set on the WooCommerce webhooks"),
-    Setting("SMTP_URL", None, doc="smtp://user:pass@host:port[?starttls=1] or smtps://…; unset: no sending"),
+    Setting(
+        "SMTP_URL",
+        None,
+        doc="smtp://user:pass@host:port (STARTTLS; ?starttls=0: loopback only) or smtps://…; unset: none",
+    ),
     Setting("SMTP_TIMEOUT", 10.0, float, "seconds to wait for the SMTP server"),
     Setting("EMAIL_FROM", "orders@localhost", doc="From: of confirmation emails"),
     Setting("EMAIL_IMAGES", "cid", doc="cid (a MIME part, for Gmail/Outlook) or data-uri"),

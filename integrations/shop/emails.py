@@ -34,6 +34,7 @@ QUEUED, SENDING, SENT, FAILED, DISABLED = "queued", "sending", "sent", "failed",
 #: A message claimed by a sender that died is offered again after this long.
 CLAIM_LEASE = timedelta(minutes=10)
 IMAGE_MODES = ("cid", "data-uri")
+_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
 
 
 class Transport(Protocol):
@@ -44,7 +45,12 @@ class Transport(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SmtpTransport:
-    """`smtp://user:pass@host:port[?starttls=1]` or `smtps://…` (TLS from the first byte)."""
+    """`smtp://user:pass@host:port[?starttls=0|1]` or `smtps://…` (TLS from the first byte).
+
+    With credentials in an `smtp://` URL, STARTTLS is on unless the URL says `starttls=0`
+    (the password then crosses the network in clear: only for a relay on loopback). A
+    server that does not offer STARTTLS fails the attempt; there is no fallback to plain.
+    """
 
     host: str
     port: int
@@ -58,12 +64,17 @@ class SmtpTransport:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("QRSVC_SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
-        query = parse_qs(parts.query)
-        starttls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+        asked = parse_qs(parts.query).get("starttls", [None])[0]
+        if asked is None:
+            starttls = parts.username is not None  # never send a password in clear unless told to
+        elif asked.lower() in _YES or asked.lower() in _NO:
+            starttls = asked.lower() in _YES
+        else:
+            raise ValueError("QRSVC_SMTP_URL: starttls must be 1 or 0")
         security = "ssl" if parts.scheme == "smtps" else "starttls" if starttls else "none"
         return cls(
             host=parts.hostname,
-            port=parts.port or (465 if security == "ssl" else 587 if starttls else 25),
+            port=parts.port or {"ssl": 465, "starttls": 587, "none": 25}[security],
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             security=security,
@@ -82,6 +93,7 @@ class SmtpTransport:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         with client:
             if self.security == "starttls":
+                # Raises SMTPNotSupportedError when the server does not offer it: no plain login.
                 client.starttls(context=_tls_context())
             if self.username:
                 client.login(self.username, self.password or "")

@@ -45,6 +45,7 @@ class SmtpServer:
         self.port = free_port()
         self.inbox = _Inbox()
         self.logins = logins
+        self.login_attempts: list[str] = []
         self._controller: Controller | None = None
 
     @property
@@ -66,6 +67,8 @@ class SmtpServer:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         ok = isinstance(data, LoginPassword) and self.logins is not None
+        if isinstance(data, LoginPassword):
+            self.login_attempts.append(data.login.decode())
         ok = ok and self.logins.get(data.login.decode()) == data.password.decode()
         return AuthResult(success=ok)
 

@@ -130,14 +130,20 @@ def test_smtp_url_forms_and_the_password_stays_out_of_sight(caplog) -> None:
         2525,
         "mailer",
         "s3cr@t",
-        "none",
+        "starttls",  # credentials: STARTTLS unless the URL turns it off
     )
+    assert SmtpTransport.from_url("smtp://mailer:pw@mail.example.com").port == 587
+    assert SmtpTransport.from_url("smtp://mailer:pw@127.0.0.1:25?starttls=0").security == "none"
+    assert SmtpTransport.from_url("smtp://mail.example.com").security == "none"
+    assert SmtpTransport.from_url("smtp://mail.example.com").port == 25
     assert SmtpTransport.from_url("smtp://mail.example.com?starttls=1").security == "starttls"
     assert SmtpTransport.from_url("smtp://mail.example.com?starttls=1").port == 587
     assert SmtpTransport.from_url("smtps://mail.example.com").port == 465
     assert "s3cr" not in repr(plain) and "s3cr" not in plain.describe()
     with pytest.raises(ValueError, match="QRSVC_SMTP_URL"):
         SmtpTransport.from_url("http://mail.example.com")
+    with pytest.raises(ValueError, match="starttls"):
+        SmtpTransport.from_url("smtp://mailer:pw@mail.example.com?starttls=maybe")
 
 
 @pytest.fixture
@@ -151,12 +157,13 @@ def auth_smtp():
 def test_smtp_login_with_the_url_credentials(app, client, auth, auth_smtp, caplog) -> None:
     from integrations.shop import emails
 
-    app.config["SMTP_URL"] = f"smtp://mailer:hunter2-secret@127.0.0.1:{auth_smtp.port}"
+    # Loopback without TLS: the URL has to say so.
+    app.config["SMTP_URL"] = f"smtp://mailer:hunter2-secret@127.0.0.1:{auth_smtp.port}?starttls=0"
     emails.init_app(app)
     assert place(client, auth, "4001")["email"]["status"] == "sent"
     assert len(auth_smtp.messages) == 1
 
-    app.config["SMTP_URL"] = f"smtp://mailer:wrong-hunter3@127.0.0.1:{auth_smtp.port}"
+    app.config["SMTP_URL"] = f"smtp://mailer:wrong-hunter3@127.0.0.1:{auth_smtp.port}?starttls=0"
     app.config["SMTP_TIMEOUT"] = 2.0
     emails.init_app(app)
     with caplog.at_level(logging.DEBUG):
@@ -166,3 +173,17 @@ def test_smtp_login_with_the_url_credentials(app, client, auth, auth_smtp, caplo
     assert "not sent" in caplog.text
     assert "hunter" not in caplog.text and "hunter" not in order["email"]["last_error"]
     assert len(auth_smtp.messages) == 1
+
+
+def test_credentials_are_never_sent_to_a_server_without_starttls(app, client, auth, auth_smtp) -> None:
+    from integrations.shop import emails
+
+    app.config["SMTP_URL"] = f"smtp://mailer:hunter2-secret@127.0.0.1:{auth_smtp.port}"
+    app.config["SMTP_TIMEOUT"] = 2.0
+    emails.init_app(app)
+    email = place(client, auth, "5001")["email"]
+    assert email["status"] == "queued"
+    assert email["last_error"].startswith("SMTPNotSupportedError")
+    assert "STARTTLS" in email["last_error"]
+    assert auth_smtp.login_attempts == []
+    assert auth_smtp.messages == []
