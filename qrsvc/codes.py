@@ -175,10 +175,12 @@ def _check_quota(owner: ApiKey, plan: Plan, count: int) -> None:
 
 @per_dialect
 def _insert_codes() -> Any:
+    # On the Table, not the class: Core executemany skips the ORM's bulk-insert machinery.
+    table = QrCode.__table__
     return (
-        insert(QrCode)
-        .on_conflict_do_nothing(index_elements=[QrCode.owner_id, QrCode.content_hash])
-        .returning(QrCode.content_hash)
+        insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.owner_id, table.c.content_hash])
+        .returning(table.c.content_hash)
     )
 
 

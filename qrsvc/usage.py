@@ -51,12 +51,13 @@ def count(key_id: int, *, requests: int = 0, codes: int = 0) -> None:
 
 @per_dialect
 def _upsert_statement() -> Any:
-    statement = insert(UsageDay)
+    table = UsageDay.__table__  # Core, not the ORM's bulk path: this runs on every request
+    statement = insert(table)
     return statement.on_conflict_do_update(
-        index_elements=[UsageDay.key_id, UsageDay.day],
+        index_elements=[table.c.key_id, table.c.day],
         set_={
-            "requests": UsageDay.requests + statement.excluded.requests,
-            "codes": UsageDay.codes + statement.excluded.codes,
+            "requests": table.c.requests + statement.excluded.requests,
+            "codes": table.c.codes + statement.excluded.codes,
         },
     )
 
