@@ -19,7 +19,7 @@ SETTINGS = (
     Setting("SHOP_CURRENCY", None, doc="currency of prices arriving by product webhooks, e.g. EUR"),
     Setting("SHOP_ORDER_CODE_SIZE", 300, int, "size in px of the order code in emails"),
     Setting("SHOPIFY_WEBHOOK_SECRET", None, doc="Shopify app's client secret (signs its webhooks)"),
-    Setting("SHOPIFY_STORE_URL", None, doc="storefront origin for product URLs; default the shop's domain"),
+    Setting("SHOPIFY_STORE_URL", None, doc="storefront origin for product URLs; needed by product webhooks"),
     Setting("WOOCOMMERCE_WEBHOOK_SECRET", None, doc="secret set on the WooCommerce webhooks"),
     Setting(
         "SMTP_URL",

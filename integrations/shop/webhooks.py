@@ -300,13 +300,20 @@ def _shopify_order(owner: ApiKey, payload: Mapping[str, Any], headers: Mapping[s
 
 
 def _shopify_products(owner: ApiKey, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Outcome:
+    """Each variant with a SKU becomes a product at the configured storefront.
+
+    Never at X-Shopify-Shop-Domain: the signature does not cover headers, so a captured
+    body replayed with another domain would make printed shelf codes point there.
+    """
+    store = current_app.config["SHOPIFY_STORE_URL"]
+    if not store:
+        raise ApiError(
+            503,
+            "store_url_not_configured",
+            "QRSVC_SHOPIFY_STORE_URL must be set: Shopify product URLs are built from it",
+        )
     title = _text(payload, "title")
     handle = _text(payload, "handle")
-    store = current_app.config["SHOPIFY_STORE_URL"] or (
-        f"https://{headers['x-shopify-shop-domain']}" if headers.get("x-shopify-shop-domain") else None
-    )
-    if not store:
-        raise _missing("X-Shopify-Shop-Domain")
     variants = payload.get("variants")
     if not isinstance(variants, list) or not variants:
         raise _missing("variants")

@@ -13,6 +13,7 @@ from tests.integrations.shop.conftest import payload
 
 SHOPIFY_SECRET = "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"
 WOO_SECRET = "wc-webhook-secret-9f8e7d"
+STORE = "https://shirts.example.com"
 
 
 def platform_signature(secret: str, body: bytes) -> str:
@@ -31,7 +32,11 @@ def owner(app, make_key) -> dict[str, str]:
 
 @pytest.fixture
 def app_config():
-    return {"SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET, "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET}
+    return {
+        "SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
+        "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET,
+        "SHOPIFY_STORE_URL": STORE,
+    }
 
 
 def shopify(
@@ -228,7 +233,7 @@ def test_shopify_product_variants_become_products_with_codes(client, owner, deco
     small = client.get("/v1/shop/products/example-shirt-s", headers=owner).get_json()
     assert small["name"] == "Example T-Shirt – Small"
     assert small["price"] == "19.99"
-    url = "https://jsmith.myshopify.com/products/example-t-shirt?variant=642667041472713922"
+    url = f"{STORE}/products/example-t-shirt?variant=642667041472713922"
     assert small["url"] == url
     assert decode(client.get(small["qr_code"]["image_url"]).data) == [url]
 
@@ -302,3 +307,24 @@ def test_a_sku_made_concurrently_during_a_delivery_is_updated_and_the_receipt_ke
     replay = woocommerce(client, "products", moved, delivery="racing-delivery")
     assert replay.get_json()["status"] == "duplicate_delivery"
     assert receipts(app) == 2
+
+
+def test_product_urls_ignore_the_unsigned_shop_domain_header(client, owner) -> None:
+    body = encoded("shopify_product")
+    response = shopify(client, "products", body, **{"X-Shopify-Shop-Domain": "evil.example"})
+    assert response.status_code == 200, response.get_json()
+    for product in client.get("/v1/shop/products", headers=owner).get_json()["items"]:
+        assert product["url"].startswith(f"{STORE}/products/example-t-shirt?variant=")
+        assert product["qr_code"]["data"] == product["url"]
+
+
+def test_without_a_store_url_product_deliveries_are_503_and_store_nothing(app, client, owner) -> None:
+    app.config["SHOPIFY_STORE_URL"] = None
+    response = shopify(client, "products", encoded("shopify_product"), delivery="no-store")
+    assert (response.status_code, response.get_json()["error"]) == (503, "store_url_not_configured")
+    assert "QRSVC_SHOPIFY_STORE_URL" in response.get_json()["message"]
+    assert client.get("/v1/shop/products", headers=owner).get_json()["items"] == []
+    assert receipts(app) == 0
+    app.config["SHOPIFY_STORE_URL"] = STORE
+    retry = shopify(client, "products", encoded("shopify_product"), delivery="no-store")
+    assert retry.get_json()["status"] == "saved"
