@@ -153,6 +153,7 @@ def _apply(owner: ApiKey, product: Product, changes: dict[str, str | None]) -> N
     _check(merged)
     if merged.url != product.url or product.qr_code is None:
         product.qr_code = _make_code(owner, merged.url).id
+        db.session.expire(product, ["code"])  # loaded again from the new id when read
     product.name, product.url = merged.name, merged.url
     product.price, product.currency = merged.price, merged.currency
     product.updated_at = clock.now()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qrsvc.extensions import db
-from qrsvc.models import UTCDateTime
+from qrsvc.models import QrCode, UTCDateTime
 
 
 class Product(db.Model):  # type: ignore[name-defined,misc]
@@ -29,6 +29,9 @@ class Product(db.Model):  # type: ignore[name-defined,misc]
     qr_code: Mapped[str | None] = mapped_column(sa.ForeignKey("qr_codes.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    #: The stored code itself (loaded with the product: every JSON shape shows its image URL).
+    code: Mapped[QrCode | None] = relationship(lazy="joined", viewonly=True)
 
 
 class Order(db.Model):  # type: ignore[name-defined,misc]
@@ -52,6 +55,7 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     qr_code: Mapped[str | None] = mapped_column(sa.ForeignKey("qr_codes.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    code: Mapped[QrCode | None] = relationship(lazy="joined", viewonly=True)
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
     )

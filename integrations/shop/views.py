@@ -10,10 +10,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations.shop import catalog, emails, orders, webhooks
 from integrations.shop.models import Order, Product
+from qrsvc.api import image_url
 from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.http import public_url, read_json_object
+from qrsvc.models import QrCode
 from qrsvc.options import Parser, Spec, integer, parse_fields, text
 
 bp = Blueprint("shop", __name__, url_prefix="/v1/shop")
@@ -138,10 +140,10 @@ def _page_spec() -> Spec:
 # -- JSON shapes ---------------------------------------------------------------------------------------
 
 
-def _code_json(code_id: str | None, data: str) -> dict[str, Any] | None:
-    if code_id is None:
+def _code_json(code: QrCode | None) -> dict[str, Any] | None:
+    if code is None:
         return None
-    return {"id": code_id, "data": data, "image_url": public_url(f"/v1/qr/{code_id}.png")}
+    return {"id": code.id, "data": code.data, "image_url": image_url(code)}
 
 
 def product_json(product: Product) -> dict[str, Any]:
@@ -151,7 +153,7 @@ def product_json(product: Product) -> dict[str, Any]:
         "url": product.url,
         "price": product.price,
         "currency": product.currency,
-        "qr_code": _code_json(product.qr_code, product.url),
+        "qr_code": _code_json(product.code),
         "created_at": isoformat(product.created_at),
         "updated_at": isoformat(product.updated_at),
     }
@@ -174,7 +176,7 @@ def order_json(order: Order) -> dict[str, Any]:
         "shipping_address": order.shipping_address,
         "source": order.source,
         "created_at": isoformat(order.created_at),
-        "qr_code": _code_json(order.qr_code, orders.qr_text(order)),
+        "qr_code": _code_json(order.code),
         "email": None
         if email is None
         else {

@@ -27,6 +27,7 @@ def test_created_product_carries_a_stored_h_level_code_that_scans(client, auth, 
     assert decode(client.get(code["image_url"]).data) == ["https://shop.example.com/p/mug-1"]
     stored = client.get(f"/v1/qr/{code['id']}", headers=auth).get_json()
     assert stored["error_correction"] == "H"
+    assert (code["image_url"], code["data"]) == (stored["image_url"], stored["data"])  # the core's own
     assert [c["id"] for c in codes_of(client, auth)] == [code["id"]]
     assert client.get("/v1/shop/products/MUG-1", headers=auth).get_json()["qr_code"] == code
 
