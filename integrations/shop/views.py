@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -365,6 +366,14 @@ def _shelf_labels_response(skus: list[tuple[str, int]], params: Mapping[str, obj
     return _pdf(pdf, f"labels-{layout}.pdf")
 
 
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _filename_part(text: str, fallback: str) -> str:
+    """`text` kept to [A-Za-z0-9._-] (`#1001` → `1001`): a quote cannot end Content-Disposition early."""
+    return _UNSAFE_IN_FILENAME.sub("", text).strip(".") or fallback
+
+
 def _pdf(content: bytes, filename: str) -> Response:
     response = Response(content, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
@@ -417,7 +426,7 @@ def packing_label(order_id: str) -> Response:
         qr_data=orders.qr_text(order),
     )
     pdf = labels.render_packing_label(label, dpi=cast(int, params.get("dpi", 203)))
-    return _pdf(pdf, f"packing-{order.order_number}.pdf")
+    return _pdf(pdf, f"packing-{_filename_part(order.order_number, order.id)}.pdf")
 
 
 # -- webhooks (no API key: the platform's signature is the credential) ------------------------------

@@ -119,3 +119,21 @@ def test_packing_label_carries_the_order_code(client, auth) -> None:
     assert decoded_pages(response.data) == Counter({"https://track.example.com/o/5001?k=7f3a": 1})
     assert client.get("/v1/shop/orders/ord_nope/label.pdf", headers=auth).status_code == 404
     assert client.get(f"/v1/shop/orders/{order['id']}/label.pdf?dpi=x", headers=auth).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("number", "filename"),
+    [
+        ("5002", "packing-5002.pdf"),
+        ("#9999", "packing-9999.pdf"),
+        ('12"; filename="evil.exe', "packing-12filenameevil.exe.pdf"),
+        ("Bestellung №7\\..", "packing-Bestellung7.pdf"),
+        ('"""', None),  # nothing usable left: the order id
+    ],
+)
+def test_packing_label_filename_keeps_only_safe_characters(client, auth, number, filename) -> None:
+    order = client.post("/v1/shop/orders", json=order_body(number), headers=auth).get_json()
+    response = client.get(f"/v1/shop/orders/{order['id']}/label.pdf", headers=auth)
+    assert response.status_code == 200, response.get_json()
+    expected = filename or f"packing-{order['id']}.pdf"
+    assert response.headers["Content-Disposition"] == f'inline; filename="{expected}"'
