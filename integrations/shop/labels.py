@@ -38,7 +38,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from qrsvc.errors import ApiError
-from qrsvc.qr import ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
+from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 
 __all__ = [
     "LAYOUTS",
@@ -317,10 +317,10 @@ def module_dots(symbol_width: int, area_mm: float, dpi: int) -> int:
     return dots
 
 
-def _draw(data: str, error_correction: str, area_mm: float, dpi: int) -> _Code:
+def _draw(data: str, error_correction: str, area_mm: float, dpi: int, engine: str) -> _Code:
     """Encode `data` and draw it at the largest whole-dot module size that fits `area_mm`."""
     try:
-        symbol = encode(data, error_correction)
+        symbol = encode(data, error_correction, engine=engine)
     except DataTooLongError as exc:
         raise ApiError(422, "data_too_long", f"The QR data is too long: {exc}.", field="qr_data") from exc
     dots = module_dots(symbol.width, area_mm, dpi)
@@ -371,7 +371,7 @@ def _out_of_range(field: str, message: str) -> ApiError:
     return ApiError(400, "out_of_range", message, field=field)
 
 
-def _check_common(dpi: int, error_correction: str) -> None:
+def _check_common(dpi: int, error_correction: str, engine: str) -> None:
     if isinstance(dpi, bool) or not isinstance(dpi, int):
         raise _invalid("dpi", "dpi must be a whole number of dots per inch.")
     if not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
@@ -380,6 +380,8 @@ def _check_common(dpi: int, error_correction: str) -> None:
         raise _invalid(
             "error_correction", f"error_correction must be one of {', '.join(ERROR_CORRECTION_LEVELS)}."
         )
+    if engine not in ENGINES:
+        raise _invalid("engine", f"engine must be one of {', '.join(ENGINES)}.")
 
 
 def _layout(name: str) -> LabelLayout:
@@ -411,13 +413,15 @@ def render_shelf_labels(
     dpi: int | None = None,
     error_correction: str = "H",
     max_labels: int | None = None,
+    engine: str = "zxing",
 ) -> bytes:
     """A PDF of shelf labels (name, SKU, price, QR) on the sheets of `layout`.
 
     `start_at` (1-based) skips the labels already used on the first sheet;
     `offset_x_mm`/`offset_y_mm` shift the whole print to calibrate a printer; `dpi`
     (default: the layout's, 300 for sheets and 203 for thermal) sets the dot grid
-    the codes are drawn on. Identical `qr_data` is drawn once and shared.
+    the codes are drawn on. Identical `qr_data` is drawn once and shared. `engine` is the
+    QR encoder (the app's QRSVC_ENGINE, passed by the views; see `qrsvc.qr.ENGINES`).
 
     Raises ApiError: 400 `invalid_parameter` (with `field`) for an unknown layout or
     an out-of-range argument, 413 `too_many_labels`, 422 `code_too_small` or
@@ -425,7 +429,7 @@ def render_shelf_labels(
     """
     sheet = _layout(layout)
     dpi = sheet.dpi if dpi is None else dpi
-    _check_common(dpi, error_correction)
+    _check_common(dpi, error_correction, engine)
     limit = MAX_LABELS if max_labels is None else max_labels
     if not labels:
         raise _invalid("labels", "Give at least one label.")
@@ -452,7 +456,9 @@ def render_shelf_labels(
             label = next(items)
             code = codes.get(label.qr_data)
             if code is None:
-                code = codes[label.qr_data] = _draw(label.qr_data, error_correction, design.qr.width, dpi)
+                code = codes[label.qr_data] = _draw(
+                    label.qr_data, error_correction, design.qr.width, dpi, engine
+                )
             if position not in boxes:
                 x, y = sheet.origin(position)
                 boxes[position] = (x + offset_x_mm, y + offset_y_mm)
@@ -474,14 +480,16 @@ def render_shelf_labels(
     return _write_pdf(html, {urls[data]: code.png for data, code in codes.items()})
 
 
-def render_packing_label(label: PackingLabel, *, dpi: int = 203, error_correction: str = "M") -> bytes:
+def render_packing_label(
+    label: PackingLabel, *, dpi: int = 203, error_correction: str = "M", engine: str = "zxing"
+) -> bytes:
     """A one-page 4 × 6 in PDF: order number, ship-to address, item count and the order's code."""
-    _check_common(dpi, error_correction)
+    _check_common(dpi, error_correction, engine)
     page = LAYOUTS["thermal-4x6"]
     inset = 0.25 * _MM_PER_INCH
     side = 3 * _MM_PER_INCH
     area = _Box(inset, page.label_height - inset - side, page.label_width - 2 * inset, side)
-    code = _draw(label.qr_data, error_correction, side, dpi)
+    code = _draw(label.qr_data, error_correction, side, dpi, engine)
     html = _templates.get_template("shop/labels/packing.html").render(
         layout=page,
         label=label,

@@ -362,6 +362,7 @@ def _shelf_labels_response(skus: list[tuple[str, int]], params: Mapping[str, obj
         offset_x_mm=cast(float, params.get("offset_x_mm", 0.0)),
         offset_y_mm=cast(float, params.get("offset_y_mm", 0.0)),
         dpi=cast("int | None", params.get("dpi")),
+        engine=current_app.config["ENGINE"],
     )
     return _pdf(pdf, f"labels-{layout}.pdf")
 
@@ -425,7 +426,9 @@ def packing_label(order_id: str) -> Response:
         item_count=sum(item.quantity for item in order.items),
         qr_data=orders.qr_text(order),
     )
-    pdf = labels.render_packing_label(label, dpi=cast(int, params.get("dpi", 203)))
+    pdf = labels.render_packing_label(
+        label, dpi=cast(int, params.get("dpi", 203)), engine=current_app.config["ENGINE"]
+    )
     return _pdf(pdf, f"packing-{_filename_part(order.order_number, order.id)}.pdf")
 
 

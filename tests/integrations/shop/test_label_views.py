@@ -137,3 +137,25 @@ def test_packing_label_filename_keeps_only_safe_characters(client, auth, number,
     assert response.status_code == 200, response.get_json()
     expected = filename or f"packing-{order['id']}.pdf"
     assert response.headers["Content-Disposition"] == f'inline; filename="{expected}"'
+
+
+@pytest.mark.parametrize("app_config", [{"ENGINE": "qrcode"}])
+def test_labels_are_drawn_with_the_configured_engine(client, auth, products, monkeypatch) -> None:
+    from qrsvc.qr import symbols
+
+    used = []
+    reference = symbols.ENGINES["qrcode"]
+
+    def spy(data, error_correction, min_version):
+        used.append(data)
+        return reference(data, error_correction, min_version)
+
+    monkeypatch.setitem(symbols.ENGINES, "qrcode", spy)
+    monkeypatch.setitem(symbols.ENGINES, "zxing", None)  # not to be called
+    shelf = client.get("/v1/shop/labels.pdf?sku=MUG-1", headers=auth)
+    assert shelf.status_code == 200, shelf.get_json()
+    assert decoded_pages(shelf.data) == Counter({products["MUG-1"]: 1})
+    order = client.post("/v1/shop/orders", json=order_body("5003"), headers=auth).get_json()
+    packing = client.get(f"/v1/shop/orders/{order['id']}/label.pdf", headers=auth)
+    assert packing.status_code == 200, packing.get_json()
+    assert used[0] == products["MUG-1"] and "https://track.example.com/o/5003?k=7f3a" in used

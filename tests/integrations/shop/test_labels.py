@@ -504,3 +504,9 @@ def test_packing_label_rejects_bad_options() -> None:
     with pytest.raises(ApiError) as error:
         render_packing_label(label, error_correction="Z")
     assert error.value.field == "error_correction"
+    with pytest.raises(ApiError) as error:
+        render_packing_label(label, engine="nope")
+    assert (error.value.status, error.value.field) == (400, "engine")
+    with pytest.raises(ApiError) as error:
+        render_shelf_labels([ShelfLabel("A", "A", None, "x")], engine="nope")
+    assert (error.value.status, error.value.field) == (400, "engine")
