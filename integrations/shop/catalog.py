@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
@@ -18,6 +20,9 @@ from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import QrOptions, check_options
+
+if TYPE_CHECKING:
+    from integrations.shop.labels import ShelfLabel
 
 #: Product codes are printed (shelf labels, catalogues): the highest error correction survives wear.
 PRODUCT_ERROR_CORRECTION = "H"
@@ -208,6 +213,28 @@ def products_by_sku(owner: ApiKey, skus: list[str]) -> dict[str, Product]:
     return found
 
 
+def labels_for_products(owner: ApiKey, skus: Sequence[tuple[str, int]]) -> list[ShelfLabel]:
+    """Shelf labels for (SKU, copies) pairs, in order, with prices formatted for print.
+
+    Raises 413 `too_many_labels` before loading anything when the copies add up to more
+    than one PDF holds, and 404 `unknown_sku` for the first SKU the owner does not have.
+    """
+    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
+
+    labels.check_label_count(sum(copies for _sku, copies in skus))
+    products = products_by_sku(owner, [sku for sku, _copies in skus])
+    return [
+        labels.ShelfLabel(
+            name=products[sku].name,
+            sku=sku,
+            price=format_price(products[sku]),
+            qr_data=products[sku].url,
+        )
+        for sku, copies in skus
+        for _copy in range(copies)
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class ProductPage:
     items: list[Product]
@@ -239,6 +266,7 @@ __all__ = [
     "find_product",
     "format_price",
     "get_product",
+    "labels_for_products",
     "list_products",
     "normalize_currency",
     "normalize_price",

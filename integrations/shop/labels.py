@@ -49,6 +49,7 @@ __all__ = [
     "LabelUrlFetcher",
     "PackingLabel",
     "ShelfLabel",
+    "check_label_count",
     "module_dots",
     "render_packing_label",
     "render_shelf_labels",
@@ -403,6 +404,12 @@ def _sheets(count: int, start: int, per_sheet: int) -> Iterator[list[int]]:
         yield positions
 
 
+def check_label_count(count: int, limit: int = MAX_LABELS) -> None:
+    """413 `too_many_labels` past `limit`; callers with copies check the total before building them."""
+    if count > limit:
+        raise ApiError(413, "too_many_labels", f"{count} labels asked for; at most {limit} in one PDF.")
+
+
 def render_shelf_labels(
     labels: Sequence[ShelfLabel],
     layout: str = "avery-5160",
@@ -433,8 +440,7 @@ def render_shelf_labels(
     limit = MAX_LABELS if max_labels is None else max_labels
     if not labels:
         raise _invalid("labels", "Give at least one label.")
-    if len(labels) > limit:
-        raise ApiError(413, "too_many_labels", f"{len(labels)} labels asked for; at most {limit} in one PDF.")
+    check_label_count(len(labels), limit)
     if isinstance(start_at, bool) or not isinstance(start_at, int):
         raise _invalid("start_at", "start_at must be a whole number.")
     if not 1 <= start_at <= sheet.per_sheet:

@@ -6,6 +6,7 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
@@ -19,6 +20,9 @@ from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
 from qrsvc.options import QrOptions, check_options
+
+if TYPE_CHECKING:
+    from integrations.shop.labels import PackingLabel
 
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
@@ -203,6 +207,18 @@ def order_png(order: Order) -> bytes:
     return codes.make_image(order_code_options(qr_text(order)), engine).content
 
 
+def packing_label_for(order: Order) -> PackingLabel:
+    """The order as its packing label prints it: the customer's name when there is no address."""
+    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
+
+    return labels.PackingLabel(
+        order_number=order.order_number,
+        ship_to=address_lines(order.shipping_address) or (order.customer_name,),
+        item_count=sum(item.quantity for item in order.items),
+        qr_data=qr_text(order),
+    )
+
+
 def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> tuple[list[Order], str | None]:
     """The owner's orders, newest first; the cursor is the last order's id."""
     query = sa.select(Order).where(Order.owner_id == owner.id)
@@ -230,6 +246,7 @@ __all__ = [
     "get_order",
     "list_orders",
     "order_png",
+    "packing_label_for",
     "place_order",
     "qr_text",
 ]

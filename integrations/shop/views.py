@@ -339,24 +339,8 @@ def _shelf_labels_response(skus: list[tuple[str, int]], params: Mapping[str, obj
     layout = cast(str, params.get("layout", "avery-5160"))
     if layout not in labels.LAYOUTS:
         raise _bad("layout", f"layout must be one of: {', '.join(labels.LAYOUTS)}")
-    total = sum(copies for _sku, copies in skus)
-    if total > labels.MAX_LABELS:
-        raise ApiError(
-            413, "too_many_labels", f"{total} labels asked for; at most {labels.MAX_LABELS} a request", "skus"
-        )
-    products = catalog.products_by_sku(current_key(), [sku for sku, _copies in skus])
-    shelf = [
-        labels.ShelfLabel(
-            name=products[sku].name,
-            sku=sku,
-            price=catalog.format_price(products[sku]),
-            qr_data=products[sku].url,
-        )
-        for sku, copies in skus
-        for _copy in range(copies)
-    ]
     pdf = labels.render_shelf_labels(
-        shelf,
+        catalog.labels_for_products(current_key(), skus),
         layout,
         start_at=cast(int, params.get("start_at", 1)),
         offset_x_mm=cast(float, params.get("offset_x_mm", 0.0)),
@@ -420,14 +404,10 @@ def packing_label(order_id: str) -> Response:
         request.args.to_dict(), Spec(extra={"dpi": integer(100, 1200)}, qr_fields=False), from_query=True
     )
     order = orders.get_order(current_key(), order_id)
-    label = labels.PackingLabel(
-        order_number=order.order_number,
-        ship_to=orders.address_lines(order.shipping_address) or (order.customer_name,),
-        item_count=sum(item.quantity for item in order.items),
-        qr_data=orders.qr_text(order),
-    )
     pdf = labels.render_packing_label(
-        label, dpi=cast(int, params.get("dpi", 203)), engine=current_app.config["ENGINE"]
+        orders.packing_label_for(order),
+        dpi=cast(int, params.get("dpi", 203)),
+        engine=current_app.config["ENGINE"],
     )
     return _pdf(pdf, f"packing-{_filename_part(order.order_number, order.id)}.pdf")
 

@@ -185,3 +185,23 @@ def test_preview_and_email_survive_the_deletion_of_the_order_code(client, auth, 
     html = client.get(f"/v1/shop/orders/{order['id']}/confirmation.html", headers=auth).get_data(as_text=True)
     encoded, _alt = DATA_URI.search(html).groups()
     assert decode(base64.b64decode(encoded)) == ["https://track.example.com/o/6001?k=7f3a"]
+
+
+def test_packing_label_for_an_order_without_address_ships_to_the_customer(app, client, auth, api_key) -> None:
+    from integrations.shop import orders
+    from integrations.shop.labels import PackingLabel
+    from qrsvc.keys import find_key
+
+    with_address = place(client, auth, "7001").get_json()
+    without = place(client, auth, "7002", shipping_address=None, tracking_url=None).get_json()
+    with app.test_request_context():
+        owner = find_key(api_key)
+        shipped = orders.packing_label_for(orders.get_order(owner, with_address["id"]))
+        bare = orders.packing_label_for(orders.get_order(owner, without["id"]))
+    assert shipped == PackingLabel(
+        "7001",
+        ("Ada Lovelace", "12 St James's Square", "SW1Y 4JH London", "GB"),
+        3,
+        "https://track.example.com/o/7001?k=7f3a",
+    )
+    assert bare == PackingLabel("7002", ("Ada Lovelace",), 3, "7002")

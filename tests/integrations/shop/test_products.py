@@ -137,3 +137,24 @@ def test_a_deleted_product_code_is_remade_on_the_next_update(client, auth, decod
     updated = client.patch("/v1/shop/products/MUG-1", json={"name": "Mug"}, headers=auth).get_json()
     assert updated["qr_code"]["id"] != code_id
     assert decode(client.get(updated["qr_code"]["image_url"]).data) == ["https://shop.example.com/p/mug-1"]
+
+
+def test_labels_for_products_expand_copies_with_printed_prices(app, client, auth, api_key) -> None:
+    from integrations.shop import catalog
+    from integrations.shop.labels import MAX_LABELS, ShelfLabel
+    from qrsvc.errors import ApiError
+    from qrsvc.keys import find_key
+
+    create(client, auth, sku="MUG-1", price="9.5")
+    create(client, auth, sku="TEE-M", price=None, currency=None)
+    with app.test_request_context():
+        owner = find_key(api_key)
+        made = catalog.labels_for_products(owner, [("TEE-M", 1), ("MUG-1", 2)])
+        with pytest.raises(ApiError) as too_many:  # refused before looking anything up
+            catalog.labels_for_products(owner, [("NOPE", MAX_LABELS), ("MUG-1", 1)])
+        with pytest.raises(ApiError) as unknown:
+            catalog.labels_for_products(owner, [("MUG-1", 1), ("NOPE", 1)])
+    mug = ShelfLabel("Mug MUG-1", "MUG-1", "€9.50", "https://shop.example.com/p/mug-1")
+    assert made == [ShelfLabel("Mug TEE-M", "TEE-M", None, "https://shop.example.com/p/tee-m"), mug, mug]
+    assert (too_many.value.status, too_many.value.code) == (413, "too_many_labels")
+    assert (unknown.value.status, unknown.value.code) == (404, "unknown_sku")
