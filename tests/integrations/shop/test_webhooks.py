@@ -328,3 +328,20 @@ def test_without_a_store_url_product_deliveries_are_503_and_store_nothing(app, c
     app.config["SHOPIFY_STORE_URL"] = STORE
     retry = shopify(client, "products", encoded("shopify_product"), delivery="no-store")
     assert retry.get_json()["status"] == "saved"
+
+
+def test_a_product_delivery_over_quota_stores_nothing(app, client, make_key) -> None:
+    from qrsvc import usage
+    from qrsvc.extensions import db
+    from qrsvc.keys import find_key, split_key
+
+    plain = make_key("tiny-shop", plan="tiny")  # 5 codes a month
+    app.config["SHOP_OWNER_KEY"] = split_key(plain)
+    with app.test_request_context():
+        usage.count(find_key(plain).id, codes=4)
+        db.session.commit()
+    response = shopify(client, "products", encoded("shopify_product"), delivery="over-quota")
+    assert (response.status_code, response.get_json()["error"]) == (429, "quota_exceeded")
+    headers = {"Authorization": f"Bearer {plain}"}
+    assert client.get("/v1/shop/products", headers=headers).get_json()["items"] == []
+    assert receipts(app) == 0
