@@ -36,6 +36,7 @@ lint: install
 
 ## make test: set up, lint, type-check and run the whole suite
 test: lint
+	sh scripts/system-deps.sh --test
 	$(PY) -m pytest
 
 ## make bench: the benchmarks in bench/ (figures, not pass/fail)
