@@ -157,9 +157,10 @@ def _content_hash(options: QrOptions) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_quota(owner: ApiKey, plan: Plan, count: int) -> None:
-    used = usage.codes_this_month(owner.id)
-    if used + count > plan.codes_per_month:
+def _reserve_quota(owner: ApiKey, plan: Plan, count: int) -> None:
+    """Count `count` codes against the plan's month, or refuse with 429 (decided in SQL)."""
+    if not usage.reserve_codes(owner.id, count, plan.codes_per_month):
+        used = usage.codes_this_month(owner.id)
         today = clock.now()
         next_month = (today.replace(day=28) + timedelta(days=4)).replace(
             day=1, hour=0, minute=0, second=0, microsecond=0
@@ -192,7 +193,7 @@ def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image], *, commit: b
     """
     if not images:
         return []
-    _check_quota(owner, plan, len(images))
+    _reserve_quota(owner, plan, len(images))
     now = clock.now()
     hashes = [_content_hash(image.options) for image in images]
     rows = {

@@ -100,4 +100,14 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
     body: Mapped[bytes | None] = mapped_column(sa.LargeBinary, default=None)
 
 
-__all__ = ["ApiKey", "IdempotencyRecord", "QrCode", "UTCDateTime", "UsageDay"]
+class UsageMonth(db.Model):  # type: ignore[name-defined,misc]
+    """Codes a key made in one UTC calendar month; the quota is decided on this row, in SQL."""
+
+    __tablename__ = "usage_months"
+
+    key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    codes: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+__all__ = ["ApiKey", "IdempotencyRecord", "QrCode", "UTCDateTime", "UsageDay", "UsageMonth"]

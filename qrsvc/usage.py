@@ -1,4 +1,4 @@
-"""Per-key usage counters kept in the database, one row a key and UTC day."""
+"""Per-key usage counters kept in the database: a row a key and UTC day, and a row a month."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from qrsvc import clock
 from qrsvc.db import insert, per_dialect
 from qrsvc.extensions import db
-from qrsvc.models import UsageDay
+from qrsvc.models import UsageDay, UsageMonth
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +67,40 @@ def _upsert(key_id: int, requests: int, codes: int) -> None:
     db.session.execute(_upsert_statement(), params)
 
 
-_MONTH_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(UsageDay.codes), 0)).where(
-    UsageDay.key_id == sa.bindparam("key_id"), UsageDay.day >= sa.bindparam("first")
+@per_dialect
+def _reserve_statement() -> Any:
+    table = UsageMonth.__table__
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.key_id, table.c.month],
+        set_={"codes": table.c.codes + statement.excluded.codes},
+        where=table.c.codes + statement.excluded.codes <= sa.bindparam("quota"),
+    ).returning(table.c.codes)
+
+
+def reserve_codes(key_id: int, count: int, quota: int) -> bool:
+    """Add `count` to this month's codes if the total stays within `quota`.
+
+    One conditional upsert decides it, so concurrent requests cannot overshoot the quota
+    between a read and a write. Runs in the caller's transaction: a rollback returns them.
+    """
+    if count > quota:
+        return False
+    params = {"key_id": key_id, "month": _this_month(), "codes": count, "quota": quota}
+    return db.session.execute(_reserve_statement(), params).first() is not None
+
+
+def _this_month() -> date:
+    return clock.now().date().replace(day=1)
+
+
+_MONTH_TOTAL = sa.select(UsageMonth.codes).where(
+    UsageMonth.key_id == sa.bindparam("key_id"), UsageMonth.month == sa.bindparam("month")
 )
 
 
 def codes_this_month(key_id: int) -> int:
-    first = clock.now().date().replace(day=1)
-    return int(db.session.scalar(_MONTH_TOTAL, {"key_id": key_id, "first": first}) or 0)
+    return int(db.session.scalar(_MONTH_TOTAL, {"key_id": key_id, "month": _this_month()}) or 0)
 
 
 def usage_of(key_id: int) -> Usage:
@@ -89,4 +115,12 @@ def usage_of(key_id: int) -> Usage:
     )
 
 
-__all__ = ["Usage", "codes_this_month", "count", "count_request_later", "flush", "usage_of"]
+__all__ = [
+    "Usage",
+    "codes_this_month",
+    "count",
+    "count_request_later",
+    "flush",
+    "reserve_codes",
+    "usage_of",
+]

@@ -106,3 +106,37 @@ def test_limit_holds_across_two_gunicorn_workers_with_redis(
     # The access log line ends with the worker's pid: both workers answered.
     pids = {line.split()[-1] for line in server.log.read_text().splitlines() if "/v1/qr/generate" in line}
     assert len(pids) == 2, server.log.read_text()
+
+
+def test_concurrent_requests_cannot_overshoot_the_monthly_quota(app, database_url, make_key, serve) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from qrsvc.models import QrCode
+
+    plans = {"capped": {"requests_per_minute": 1000, "codes_per_month": 5}}
+    app.config["PLANS"] = {**app.config["PLANS"]}  # make_key checks plan names here
+    from qrsvc.config import Plan
+
+    app.config["PLANS"]["capped"] = Plan("capped", 1000, 5)
+    key = make_key("capped", plan="capped")
+    server = serve(
+        {"QRSVC_DATABASE_URL": database_url, "QRSVC_PLANS": json.dumps(plans), "QRSVC_DEFAULT_PLAN": "capped"}
+    )
+
+    def call(i: int) -> int:
+        return requests.post(
+            f"{server.url}/v1/qr/generate",
+            json={"data": f"quota race {i}", "format": "jpeg", "size": 1024},
+            headers={"Authorization": f"Bearer {key}", "Connection": "close"},
+            timeout=60,
+        ).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(call, range(24)))
+    assert statuses.count(200) == 5, statuses
+    assert statuses.count(429) == 19, statuses
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(QrCode)) == 5

@@ -338,7 +338,7 @@ def test_a_product_delivery_over_quota_stores_nothing(app, client, make_key) -> 
     plain = make_key("tiny-shop", plan="tiny")  # 5 codes a month
     app.config["SHOP_OWNER_KEY"] = split_key(plain)
     with app.test_request_context():
-        usage.count(find_key(plain).id, codes=4)
+        assert usage.reserve_codes(find_key(plain).id, 4, quota=5)
         db.session.commit()
     response = shopify(client, "products", encoded("shopify_product"), delivery="over-quota")
     assert (response.status_code, response.get_json()["error"]) == (429, "quota_exceeded")
