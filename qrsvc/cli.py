@@ -123,8 +123,8 @@ def serve(host: str, port: int, workers: int) -> None:
         "--no-control-socket",  # several servers may share a machine (and tests start many)
         "--access-logfile",
         "-",
-        "--access-logformat",
-        '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s %(p)s',
+        "--logger-class",
+        "qrsvc.serving.AccessLogger",
         os.environ.get("QRSVC_WSGI_APP", "app:app"),
     ]
     os.execv(sys.executable, arguments)  # noqa: S606 (fixed argv, no shell)
