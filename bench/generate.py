@@ -8,13 +8,9 @@ measured in the same run. Run: `make bench` or `.venv/bin/python bench/generate.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
-import tempfile
-from pathlib import Path
 
-from server import BenchServer, require_wrk
+from server import BenchServer, require_wrk, run_wrk
 
 LUA = r"""
 local counter = 0
@@ -31,34 +27,13 @@ end
 """
 
 
-def run_wrk(wrk: str, server: BenchServer, fmt: str, connections: int, seconds: int) -> dict[str, float]:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(f'KEY = "{server.key}"\nFORMAT = "{fmt}"\n' + LUA)
-    output = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), server.url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
-    if "Non-2xx" in output:
-        raise RuntimeError(f"errors during the run:\n{output}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", output)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {
-        "rps": rps,
-        "p50_ms": float(p50.group(1)) * scale[p50.group(2)],
-        "p99_ms": float(p99.group(1)) * scale[p99.group(2)],
-    }
+def run_case(server: BenchServer, fmt: str, connections: int, seconds: int) -> dict[str, float]:
+    return run_wrk(server, f'FORMAT = "{fmt}"\n' + LUA, connections, seconds)
 
 
-def measure(
-    wrk: str, server: BenchServer, fmt: str, connections: int, seconds: int, repeats: int
-) -> dict[str, float]:
-    run_wrk(wrk, server, fmt, connections, 1)  # warm-up: imports, connections, SQLite pages
-    runs = [run_wrk(wrk, server, fmt, connections, seconds) for _ in range(repeats)]
+def measure(server: BenchServer, fmt: str, connections: int, seconds: int, repeats: int) -> dict[str, float]:
+    run_case(server, fmt, connections, 1)  # warm-up: imports, connections, SQLite pages
+    runs = [run_case(server, fmt, connections, seconds) for _ in range(repeats)]
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
@@ -67,16 +42,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    wrk = require_wrk()
+    require_wrk()
     results: dict[tuple[str, str, int], dict[str, float]] = {}
     for engine in ("zxing", "qrcode"):
         with BenchServer(workers=2, QRSVC_ENGINE=engine) as server:
             cases = [("png", 1), ("png", 16), ("svg", 16)] if engine == "zxing" else [("png", 1), ("png", 16)]
             for fmt, connections in cases:
                 repeats = args.repeats if engine == "zxing" else 1
-                results[(engine, fmt, connections)] = measure(
-                    wrk, server, fmt, connections, args.seconds, repeats
-                )
+                results[(engine, fmt, connections)] = measure(server, fmt, connections, args.seconds, repeats)
 
     print("\nPOST /v1/qr/generate, 512 px, EC H, distinct data, gunicorn 2 workers, wrk on the same 2 cores")
     print(f"{'engine':8} {'format':6} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")

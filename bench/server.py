@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -92,6 +93,42 @@ class BenchServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def run_wrk(server: BenchServer, script: str, connections: int, seconds: int) -> dict[str, float]:
+    """Drive `server` with wrk and a Lua `script` (KEY is set to the server's key); any non-2xx fails."""
+    path = Path(tempfile.mkstemp(suffix=".lua")[1])
+    path.write_text(f'KEY = "{server.key}"\n' + script)
+    try:
+        output = subprocess.run(
+            [
+                require_wrk(),
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(path),
+                server.url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        path.unlink()
+    if "Non-2xx" in output:
+        raise RuntimeError(f"errors during the run:\n{output}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def percentile(name: str) -> float:
+        found = re.search(rf"{name}%\s+([\d.]+)(us|ms|s)", output)
+        assert found is not None, output
+        return float(found.group(1)) * scale[found.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert rps is not None, output
+    return {"rps": float(rps.group(1)), "p50_ms": percentile("50"), "p99_ms": percentile("99")}
 
 
 def require_wrk() -> str:

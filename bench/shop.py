@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from server import BenchServer, require_wrk
+from server import BenchServer, require_wrk, run_wrk
 
 ORDER_LUA = r"""
 local counter = 0
@@ -59,28 +56,15 @@ end
 """
 
 
-def run_wrk(wrk: str, server: BenchServer, lua: str, connections: int, seconds: int) -> tuple[float, float]:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+def run_orders(server: BenchServer, lua: str, connections: int, seconds: int) -> tuple[float, float]:
     # A fresh prefix per wrk run: order numbers are unique per key (a repeat would be a 409).
-    script.write_text(f'KEY = "{server.key}"\nRUN = "{secrets.token_hex(4)}"\n' + lua)
-    output = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), server.url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
-    if "Non-2xx" in output:
-        raise RuntimeError(f"errors during the run:\n{output}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", output)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return rps, float(p50.group(1)) * scale[p50.group(2)]
+    result = run_wrk(server, f'RUN = "{secrets.token_hex(4)}"\n' + lua, connections, seconds)
+    return result["rps"], result["p50_ms"]
 
 
-def measure(wrk: str, server: BenchServer, lua: str, connections: int, seconds: int) -> tuple[float, float]:
-    run_wrk(wrk, server, lua, connections, 1)  # warm-up
-    return run_wrk(wrk, server, lua, connections, seconds)
+def measure(server: BenchServer, lua: str, connections: int, seconds: int) -> tuple[float, float]:
+    run_orders(server, lua, connections, 1)  # warm-up
+    return run_orders(server, lua, connections, seconds)
 
 
 def closed_port() -> int:
@@ -154,7 +138,7 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=300)
     parser.add_argument("--label-runs", type=int, default=5)
     args = parser.parse_args()
-    wrk = require_wrk()
+    require_wrk()
 
     from aiosmtpd.controller import Controller
 
@@ -178,7 +162,7 @@ def main() -> None:
     try:
         for name, (env, lua) in cases.items():
             with BenchServer(workers=2, **env) as server:
-                rps, p50 = measure(wrk, server, lua, args.connections, args.seconds)
+                rps, p50 = measure(server, lua, args.connections, args.seconds)
                 results[name] = (rps, p50, outbox_counts(server) if lua is ORDER_LUA else "")
     finally:
         smtp.stop()

@@ -143,7 +143,7 @@ def _in(inches: float) -> float:
     return inches * _MM_PER_INCH
 
 
-#: Geometry from the manufacturers' templates; docs/readme-labels.md lists the sources.
+#: Geometry from the manufacturers' templates; the README's label section lists the sources.
 LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
     {
         layout.name: layout
