@@ -47,6 +47,24 @@ def identify_request() -> None:
         g.rate_limit = plan_of(key).rate_limit
     else:
         g.rate_limit = current_app.config["PUBLIC_RATE_LIMIT"]
+        g.rate_limit_cost = _public_cost()
+
+
+#: Pixels one unit of the public (per-address) limit pays for.
+PUBLIC_COST_PIXELS = 1024 * 1024
+
+
+def _public_cost() -> int:
+    """Without a key, a large image costs more of the limit: a unit per 1024 × 1024 px asked for.
+
+    Public image URLs take any `size` up to the maximum; unweighted, 600 renders of 4096 px a
+    minute from one address would keep a core busy. Keyed requests are bounded by their plan.
+    """
+    size = request.args.get("size", "")
+    if not size.isdigit():
+        return 1
+    pixels = min(int(size), int(current_app.config["MAX_SIZE"])) ** 2
+    return max(1, -(-pixels // PUBLIC_COST_PIXELS))  # rounded up
 
 
 def plan_of(key: ApiKey) -> Plan:

@@ -23,6 +23,11 @@ def _rate_limit() -> str:
     return limit
 
 
+def _rate_limit_cost() -> int:
+    cost: int = g.get("rate_limit_cost", 1)
+    return cost
+
+
 def _request_identifier() -> str:
     # Unrouted requests (404/405) count too, so every /v1 response carries the limit headers.
     return request.endpoint or "unrouted"
@@ -37,6 +42,7 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 limiter = Limiter(
     key_func=_rate_limit_key,
     application_limits=[_rate_limit],
+    application_limits_cost=_rate_limit_cost,
     application_limits_exempt_when=_not_api_request,
     strategy="moving-window",
     headers_enabled=True,

@@ -140,3 +140,19 @@ def test_concurrent_requests_cannot_overshoot_the_monthly_quota(app, database_ur
     assert statuses.count(429) == 19, statuses
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(QrCode)) == 5
+
+
+@pytest.mark.parametrize("app_config", [{"PUBLIC_RATE_LIMIT": "20/minute"}])
+def test_large_public_images_cost_more_of_the_address_limit(client, auth, decode) -> None:
+    code_id = post(client, auth, "weighted").headers["X-QR-Id"]
+    small = client.get(f"/v1/qr/{code_id}.png")
+    assert small.headers["X-RateLimit-Remaining"] == "19"
+    big = client.get(f"/v1/qr/{code_id}.png", query_string={"size": 4096})  # 16 units of 1024²
+    assert big.status_code == 200
+    assert decode(big.data) == ["weighted"]
+    assert big.headers["X-RateLimit-Remaining"] == "3"
+    refused = client.get(f"/v1/qr/{code_id}.png", query_string={"size": 2048})  # 4 units: too many
+    assert refused.status_code == 429
+    # A keyed request is bounded by its plan, not weighted.
+    keyed = client.get("/v1/qr/generate", query_string={"data": "x", "size": 4096}, headers=auth)
+    assert keyed.status_code == 200
