@@ -32,8 +32,13 @@ def generate_spec() -> Spec:
     return Spec(bounds=_bounds(), extra={"response": choice(("image", "json"))})
 
 
-def image_url(code: QrCode, fmt: str | None = None) -> str:
-    return public_url(f"/v1/qr/{code.id}.{fmt or code.options['format']}")
+def image_url(code: QrCode, fmt: str | None = None, *, base: str | None = None) -> str:
+    """The code's public image URL; `base` (from `images_base()`) saves recomputing it per item."""
+    return f"{base or images_base()}{code.id}.{fmt or code.options['format']}"
+
+
+def images_base() -> str:
+    return public_url("/v1/qr/")
 
 
 def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
@@ -106,13 +111,13 @@ def generate_batch() -> Response:
         zip_accepted=wants_zip(),
     )
     key = current_key()
-    images = public_url("/v1/qr/")  # once, not once an item
+    images = images_base()  # once, not once an item
     output = batch.generate_batch(
         key,
         plan_of(key),
         wanted,
         config["ENGINE"],
-        lambda code: f"{images}{code.id}.{code.options['format']}",
+        lambda code: image_url(code, base=images),
         idempotency_key=request.headers.get(idempotency.HEADER),
     )
     return _batch_response(output)
