@@ -108,6 +108,10 @@ def test_limit_holds_across_two_gunicorn_workers_with_redis(
     assert len(pids) == 2, server.log.read_text()
 
 
+CAPPED = {"capped": {"requests_per_minute": 1000, "codes_per_month": 5}}
+
+
+@pytest.mark.parametrize("app_config", [{"PLANS": CAPPED, "DEFAULT_PLAN": "capped"}])
 def test_concurrent_requests_cannot_overshoot_the_monthly_quota(app, database_url, make_key, serve) -> None:
     import json
 
@@ -116,14 +120,13 @@ def test_concurrent_requests_cannot_overshoot_the_monthly_quota(app, database_ur
     from qrsvc.extensions import db
     from qrsvc.models import QrCode
 
-    plans = {"capped": {"requests_per_minute": 1000, "codes_per_month": 5}}
-    app.config["PLANS"] = {**app.config["PLANS"]}  # make_key checks plan names here
-    from qrsvc.config import Plan
-
-    app.config["PLANS"]["capped"] = Plan("capped", 1000, 5)
     key = make_key("capped", plan="capped")
     server = serve(
-        {"QRSVC_DATABASE_URL": database_url, "QRSVC_PLANS": json.dumps(plans), "QRSVC_DEFAULT_PLAN": "capped"}
+        {
+            "QRSVC_DATABASE_URL": database_url,
+            "QRSVC_PLANS": json.dumps(CAPPED),
+            "QRSVC_DEFAULT_PLAN": "capped",
+        }
     )
 
     def call(i: int) -> int:
