@@ -18,6 +18,7 @@ from qrsvc.config import Plan
 from qrsvc.errors import ApiError
 from qrsvc.keys import find_key
 from qrsvc.models import ApiKey
+from qrsvc.options import Bounds, Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,10 +61,15 @@ def _public_cost() -> int:
     Public image URLs take any `size` up to the maximum; unweighted, 600 renders of 4096 px a
     minute from one address would keep a core busy. Keyed requests are bounded by their plan.
     """
-    size = request.args.get("size", "")
-    if not size.isdigit():
+    if "size" not in request.args:
         return 1
-    pixels = min(int(size), int(current_app.config["MAX_SIZE"])) ** 2
+    bounds = Bounds(current_app.config["MIN_SIZE"], current_app.config["MAX_SIZE"])
+    try:
+        # The view's own parser, so every spelling it accepts (`+4096`, `4096 `) costs the same.
+        size = Spec(bounds=bounds).parsers()["size"]("size", request.args["size"], True)
+    except ApiError:
+        return 1  # the view answers 400
+    pixels = cast(int, size) ** 2
     return max(1, -(-pixels // PUBLIC_COST_PIXELS))  # rounded up
 
 

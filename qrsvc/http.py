@@ -26,6 +26,9 @@ def read_json_object() -> dict[str, Any]:
         body = request.get_json()
     except BadRequest:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    except RecursionError:
+        # The decoder recurses per level: `[[[[…` a thousand deep would otherwise be a 500.
+        raise ApiError(400, "invalid_json", "The body is JSON nested too deeply to read.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The JSON body must be an object.")
     return body

@@ -79,8 +79,19 @@ def _invalid(name: str, message: str) -> ApiError:
 
 
 def text(name: str, value: object, from_query: bool) -> str:
+    """A string that can be stored and encoded anywhere: UTF-8 text without NUL.
+
+    JSON may spell a lone surrogate (`"\\ud800"`), which no UTF-8 encoder accepts, and
+    PostgreSQL refuses NUL in text; both are the client's error, not a 500 later on.
+    """
     if not isinstance(value, str):
         raise _invalid(name, f"{name} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(name, f"{name} is not valid Unicode text (it holds a lone surrogate)") from None
+    if "\x00" in value:
+        raise _invalid(name, f"{name} must not contain NUL characters")
     return value
 
 

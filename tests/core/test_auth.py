@@ -91,3 +91,15 @@ def test_keys_carry_enough_randomness(make_key) -> None:
     keys = {make_key(f"k{i}") for i in range(20)}
     assert len(keys) == 20
     assert all(len(k.split("_", 2)[2]) >= 32 for k in keys)  # 160 bits of base32
+
+
+@pytest.mark.parametrize("app_config", [{"PUBLIC_RATE_LIMIT": "40/minute"}])
+@pytest.mark.parametrize("spelling", ["+4096", "4096 ", " 4096", "04096"])
+def test_public_image_cost_reads_the_parsed_size(client, auth, spelling) -> None:
+    code_id = client.post("/v1/qr/generate", json={"data": "cost"}, headers=auth).headers["X-QR-Id"]
+    plain = client.get(f"/v1/qr/{code_id}.png", query_string={"size": "4096"})
+    assert plain.status_code == 200
+    assert plain.headers["X-RateLimit-Remaining"] == "24"  # 16 units of 1024²
+    other = client.get(f"/v1/qr/{code_id}.png", query_string={"size": spelling})
+    assert other.status_code == 200
+    assert other.headers["X-RateLimit-Remaining"] == "8"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -214,3 +215,57 @@ def test_500_is_json_without_details(app, client, caplog) -> None:
     assert "secret internals" not in response.get_data(as_text=True)
     assert response.headers["X-Request-Id"] in body["message"] or "X-Request-Id" in body["message"]
     assert any("secret internals" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def raw_post(client: Any, auth: dict[str, str], path: str, body: str) -> Any:
+    return client.post(path, data=body, headers={**auth, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("path", ["/v1/qr/generate", "/v1/qr/batch"])
+@pytest.mark.parametrize("depth", [2_000, 100_000])
+def test_400_deeply_nested_json_is_invalid_json_not_a_crash(client, auth, path, depth) -> None:
+    assert_error(raw_post(client, auth, path, "[" * depth + "]" * depth), 400, "invalid_json")
+    nested = '{"data":' * depth + '"x"' + "}" * depth
+    assert_error(raw_post(client, auth, path, nested), 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    ("escaped", "field"),
+    [
+        ('{"data": "a\\ud800b"}', "data"),  # a lone high surrogate
+        ('{"data": "\\udfff"}', "data"),  # a lone low surrogate
+        ('{"data": "x", "foreground": "#000\\ud800"}', "foreground"),
+        ('{"data": "x", "format": "\\ud800"}', "format"),
+    ],
+)
+def test_400_lone_surrogates_name_their_field(client, auth, escaped, field) -> None:
+    body = assert_error(raw_post(client, auth, "/v1/qr/generate", escaped), 400, "invalid_parameter", field)
+    assert "\ud800" not in body["message"]
+
+
+def test_400_lone_surrogate_in_a_field_name(client, auth) -> None:
+    response = raw_post(client, auth, "/v1/qr/generate", '{"data": "x", "\\ud800": 1}')
+    assert_error(response, 400, "unknown_parameter", "\ud800")
+
+
+def test_a_lone_surrogate_fails_only_its_own_batch_item(client, auth, decode) -> None:
+    body = '{"items": [{"data": "fine"}, {"data": "bad \\ud800"}, {"data": "ok", "filename": "\\udc00"}]}'
+    response = raw_post(client, auth, "/v1/qr/batch", body)
+    assert response.status_code == 200, response.data
+    result = response.get_json()
+    assert (result["count"], result["failed"]) == (3, 2)
+    first, second, third = result["items"]
+    assert first["success"] is True and decode(base64.b64decode(first["image_base64"])) == ["fine"]
+    assert (second["error"], second["field"]) == ("invalid_parameter", "data")
+    assert (third["error"], third["field"]) == ("invalid_parameter", "filename")
+
+
+def test_a_surrogate_pair_is_an_ordinary_character(client, auth, decode) -> None:
+    response = raw_post(client, auth, "/v1/qr/generate", '{"data": "smile \\ud83d\\ude00"}')
+    assert response.status_code == 200
+    assert decode(response.data) == ["smile 😀"]
+
+
+def test_400_nul_characters_are_refused_on_every_database(client, auth) -> None:
+    # PostgreSQL cannot store NUL in text; refuse it for every backend alike.
+    assert_error(post(client, auth, {"data": "a\u0000b"}), 400, "invalid_parameter", "data")
