@@ -56,7 +56,8 @@ def check_key(value: str) -> str:
 def fingerprint(*parts: object) -> str:
     """What the request asked for, canonically: the same key with another request is refused."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # surrogatepass: a lone surrogate in one item is that item's error, not the whole batch's.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _record(owner: ApiKey, key: str) -> sa.ColumnElement[bool]:
