@@ -119,6 +119,7 @@ def generate_batch() -> Response:
         config["ENGINE"],
         lambda code: image_url(code, base=images),
         idempotency_key=request.headers.get(idempotency.HEADER),
+        max_inline_bytes=config["BATCH_MAX_INLINE_BYTES"],
     )
     return _batch_response(output)
 
@@ -127,6 +128,7 @@ def _batch_response(output: batch.BatchOutput) -> Response:
     length = output.body.seek(0, 2)
     output.body.seek(0)
     response = Response(batch.iter_chunks(output.body), mimetype=output.content_type)
+    response.call_on_close(output.body.close)
     response.content_length = length
     if output.content_type == "application/zip":
         response.headers["Content-Disposition"] = 'attachment; filename="qr-codes.zip"'

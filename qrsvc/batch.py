@@ -2,29 +2,32 @@
 
 Every item goes through the one options parser; an item that fails (a bad
 colour, `data_too_long`, …) is reported in its place and never fails the others.
-Good items are rendered together (across processes when there are many), stored
-with one `store_codes` call and counted as N codes; the request counts once
-against the rate limit. The response body is written to a spooled temporary file,
-so a large ZIP or JSON body is never held in memory more than once.
+Good items are rendered a slice at a time (across processes when there are many),
+stored with one `store_codes` call and counted as N codes; the request counts once
+against the rate limit. Images are never all in memory: a ZIP gets each image as it
+is drawn, the `url` form keeps none, and the inline (base64) form stops with a 413
+as soon as its body would pass `BATCH_MAX_INLINE_BYTES`. The body is written to a
+spooled temporary file and streamed from there.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import IO, Any
 
-from qrsvc import codes, idempotency
+from qrsvc import clock, codes, idempotency
 from qrsvc.codes import Image
 from qrsvc.config import Plan
 from qrsvc.errors import ApiError
+from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import Bounds, QrOptions, Spec, build_options, choice, parse_fields, text
 
@@ -64,20 +67,11 @@ class BatchRequest:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """One item's result: its stored code, or the error that stopped it."""
+
     item: BatchItem
     code: QrCode | None = None
-    image: Image | None = None
     error: ApiError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    outcomes: list[Outcome]
-    cache_hits: int
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for outcome in self.outcomes if outcome.error is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,21 +150,82 @@ def _parse_item(index: int, raw: object, defaults: Mapping[str, object], spec: S
     return BatchItem(index, data, filename, options=options)
 
 
-def run_batch(owner: ApiKey, plan: Plan, request: BatchRequest, engine: str) -> BatchResult:
-    """Render every good item, store the rendered ones at once, and pair results with items."""
-    good = [item for item in request.items if item.options is not None]
-    rendered = codes.render_images([item.options for item in good if item.options is not None], engine)
-    by_index = dict(zip((item.index for item in good), rendered.results, strict=True))
-    images = [result for result in rendered.results if isinstance(result, Image)]
-    stored = iter(codes.store_codes(owner, plan, images))
-    outcomes = []
-    for item in request.items:
-        result = by_index.get(item.index)
-        if isinstance(result, Image):
-            outcomes.append(Outcome(item, code=next(stored), image=result))
+class _Body:
+    """Where rendered images go as they are drawn, and how the finished body is written."""
+
+    def __init__(self, response: str, image_url: Callable[[QrCode], str], max_inline_bytes: int) -> None:
+        self.response = response
+        self.image_url = image_url
+        self.max_inline_bytes = max_inline_bytes
+        self.file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 (returned open)
+        self._inline: dict[int, bytes] = {}
+        self._inline_bytes = 0
+        self._names: dict[int, str] = {}
+        self._used: set[str] = set()
+        self._archive = zipfile.ZipFile(self.file, "w") if response == "zip" else None
+
+    @property
+    def needs_images(self) -> bool:
+        return self.response != "url"
+
+    def add(self, item: BatchItem, image: Image, when: datetime) -> None:
+        """Take one image: into the ZIP at once, or kept for the JSON body within its byte limit."""
+        if self._archive is not None:
+            fmt = image.options.format
+            name = _unique_name(item, fmt, self._used)
+            self._names[item.index] = name
+            entry = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED if fmt in _ZIP_COMPRESSED else zipfile.ZIP_STORED
+            self._archive.writestr(entry, image.content)
+        elif self.response == "json":
+            self._inline_bytes += 4 * -(-len(image.content) // 3) + _ITEM_OVERHEAD  # base64, rounded up
+            if self._inline_bytes > self.max_inline_bytes:
+                raise ApiError(
+                    413,
+                    "response_too_large",
+                    f"the images of this batch are more than {self.max_inline_bytes} bytes as base64; "
+                    'ask for "response": "url" (image URLs) or "zip" (a ZIP archive), '
+                    "or split the batch",
+                    field="response",
+                )
+            self._inline[item.index] = image.content
+
+    def finish(self, outcomes: Sequence[Outcome], when: datetime) -> IO[bytes]:
+        """Write what follows the images (the JSON, or the ZIP's manifest) and rewind."""
+        failed = sum(1 for outcome in outcomes if outcome.error is not None)
+        if self._archive is not None:
+            manifest = []
+            for outcome in outcomes:
+                entry = item_json(outcome, self.image_url)
+                entry["filename"] = self._names.get(outcome.item.index)
+                if not entry["success"]:
+                    entry["data"] = outcome.item.data
+                manifest.append(entry)
+            document = {"count": len(outcomes), "failed": failed, "items": manifest}
+            info = zipfile.ZipInfo("manifest.json", date_time=when.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            self._archive.writestr(info, json.dumps(document, indent=1))
+            self._archive.close()
         else:
-            outcomes.append(Outcome(item, error=result or item.error))
-    return BatchResult(outcomes, rendered.cache_hits)
+            head = {"success": True, "count": len(outcomes), "failed": failed}
+            self.file.write(json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"items":[')
+            for position, outcome in enumerate(outcomes):
+                if position:
+                    self.file.write(b",")
+                image = self._inline.pop(outcome.item.index, None)
+                self.file.write(json.dumps(item_json(outcome, self.image_url, image=image)).encode())
+            self.file.write(b"]}\n")
+        self.file.seek(0)
+        return self.file
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+        self.file.close()
+
+
+#: Bytes an inline item adds around its base64 (id, data, URL, …), for the byte limit.
+_ITEM_OVERHEAD = 200
 
 
 def generate_batch(
@@ -180,52 +235,113 @@ def generate_batch(
     engine: str,
     image_url: Callable[[QrCode], str],
     idempotency_key: str | None = None,
+    *,
+    max_inline_bytes: int = 64 * 1024 * 1024,
 ) -> BatchOutput:
     """Run the batch and write its response body; with an `Idempotency-Key`, at most once a key.
 
-    A retry with the same key and request gets the first body back (nothing new
-    is stored or counted); the same key with another request is a 422.
+    A retry with the same key and request gets the first outcome back, re-rendered
+    from the stored codes (nothing new is stored or counted); the same key with
+    another request is a 422. The codes and the key's record commit together.
     """
-    if idempotency_key is None:
-        return _produce(owner, plan, request, engine, image_url)
-    key = idempotency.check_key(idempotency_key)
-    stored = idempotency.claim(owner, key, request.fingerprint)
-    if stored is not None:
-        return BatchOutput(stored.content_type, io.BytesIO(stored.body), replayed=True)
+    claim: idempotency.Claim | None = None
+    when = clock.now()
+    if idempotency_key is not None:
+        found = idempotency.claim(owner, idempotency.check_key(idempotency_key), request.fingerprint)
+        if isinstance(found, idempotency.Stored):
+            return _replay(
+                owner, request, found, engine, _Body(request.response, image_url, max_inline_bytes)
+            )
+        claim, when = found, found.created_at
+    body = _Body(request.response, image_url, max_inline_bytes)
     try:
-        output = _produce(owner, plan, request, engine, image_url)
-        with output.body:
-            content = output.body.read()
-        idempotency.finish(owner, key, idempotency.StoredResponse(200, output.content_type, content))
+        outcomes, cache_hits = _run(owner, plan, request, engine, body, when, claim)
+        if claim is not None:
+            idempotency.finish(claim, [_outcome_record(outcome) for outcome in outcomes])
+        db.session.commit()
+        content = body.finish(outcomes, when)
     except BaseException:
-        idempotency.release(owner, key)
+        body.close()
+        if claim is not None:
+            idempotency.release(claim)
         raise
-    return BatchOutput(output.content_type, io.BytesIO(content), cache_hits=output.cache_hits)
+    return BatchOutput(CONTENT_TYPES[request.response], content, cache_hits=cache_hits)
 
 
-def _produce(
-    owner: ApiKey, plan: Plan, request: BatchRequest, engine: str, image_url: Callable[[QrCode], str]
+def _run(
+    owner: ApiKey,
+    plan: Plan,
+    request: BatchRequest,
+    engine: str,
+    body: _Body,
+    when: datetime,
+    claim: idempotency.Claim | None,
+) -> tuple[list[Outcome], int]:
+    """Render every good item into `body`, then store the drawn codes (uncommitted)."""
+    good = [item for item in request.items if item.options is not None]
+    stream = codes.ImageStream([item.options for item in good if item.options is not None], engine)
+    drawn: list[tuple[BatchItem, Image]] = []
+    errors: dict[int, ApiError] = {}
+    for item, result in zip(good, stream, strict=True):
+        if claim is not None:
+            claim.renew()
+        if isinstance(result, ApiError):
+            errors[item.index] = result
+            continue
+        body.add(item, result, when)
+        drawn.append((item, replace(result, content=b"")))  # the bytes are in the body now
+    stored = codes.store_codes(owner, plan, [image for _item, image in drawn], commit=False)
+    by_index = {item.index: code for (item, _image), code in zip(drawn, stored, strict=True)}
+    outcomes = [
+        Outcome(item, code=by_index.get(item.index), error=errors.get(item.index, item.error))
+        for item in request.items
+    ]
+    return outcomes, stream.cache_hits
+
+
+def _outcome_record(outcome: Outcome) -> Any:
+    """What an idempotency record keeps of an item: its code id, or its error (no image bytes)."""
+    if outcome.code is not None:
+        return outcome.code.id
+    error = outcome.error or ApiError(500, "internal_error", "item was not processed")
+    return {"status": error.status, "error": error.code, "message": error.message, "field": error.field}
+
+
+def _replay(
+    owner: ApiKey, request: BatchRequest, stored: idempotency.Stored, engine: str, body: _Body
 ) -> BatchOutput:
-    result = run_batch(owner, plan, request, engine)
-    body = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 (returned open)
-    try:
-        if request.response == "zip":
-            write_zip(result, body, image_url)
+    """The first request's outcome again: the same codes, re-rendered when the body holds images."""
+    ids = [entry for entry in stored.items if isinstance(entry, str)]
+    found = {code.id: code for code in codes.find_codes(owner, ids)}
+    outcomes = []
+    for item, entry in zip(request.items, stored.items, strict=True):
+        if isinstance(entry, str):
+            code = found.get(entry)
+            error = None if code else ApiError(404, "not_found", f"code {entry} was deleted since")
+            outcomes.append(Outcome(item, code=code, error=error))
         else:
-            write_json(result, body, image_url, with_images=request.response == "json")
+            error = ApiError(entry["status"], entry["error"], entry["message"], entry.get("field"))
+            outcomes.append(Outcome(item, error=error))
+    try:
+        if body.needs_images:
+            kept = [outcome for outcome in outcomes if outcome.code is not None]
+            stream = codes.ImageStream([codes.stored_options(o.code) for o in kept if o.code], engine)
+            for outcome, image in zip(kept, stream, strict=True):
+                if isinstance(image, Image):
+                    body.add(outcome.item, image, stored.created_at)
+        content = body.finish(outcomes, stored.created_at)
     except BaseException:
         body.close()
         raise
-    body.seek(0)
-    return BatchOutput(CONTENT_TYPES[request.response], body, cache_hits=result.cache_hits)
+    return BatchOutput(CONTENT_TYPES[request.response], content, replayed=True)
 
 
 def item_json(
-    outcome: Outcome, image_url: Callable[[QrCode], str], *, with_image: bool = False
+    outcome: Outcome, image_url: Callable[[QrCode], str], *, image: bytes | None = None
 ) -> dict[str, Any]:
     """One item of the response: the code, or the error that stopped it, with its input index."""
     item = outcome.item
-    if outcome.code is None or outcome.image is None:
+    if outcome.code is None:
         error = outcome.error or ApiError(500, "internal_error", "item was not processed")
         return {"index": item.index, **error.to_dict()}
     code = outcome.code
@@ -234,64 +350,25 @@ def item_json(
         "success": True,
         "id": code.id,
         "data": code.data,
-        "format": outcome.image.options.format,
+        "format": code.options["format"],
         "version": code.version,
         "image_url": image_url(code),
     }
     if item.filename is not None:
         body["filename"] = item.filename
-    if with_image:
-        body["image_base64"] = base64.b64encode(outcome.image.content).decode()
+    if image is not None:
+        body["image_base64"] = base64.b64encode(image).decode()
     return body
 
 
-def write_json(
-    result: BatchResult, out: IO[bytes], image_url: Callable[[QrCode], str], *, with_images: bool
-) -> None:
-    """`{"success", "count", "failed", "items"}`, written item by item (one image in memory at a time)."""
-    head = {"success": True, "count": len(result.outcomes), "failed": result.failed}
-    out.write(json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"items":[')
-    for position, outcome in enumerate(result.outcomes):
-        if position:
-            out.write(b",")
-        out.write(json.dumps(item_json(outcome, image_url, with_image=with_images)).encode())
-    out.write(b"]}\n")
-
-
-def write_zip(result: BatchResult, out: IO[bytes], image_url: Callable[[QrCode], str]) -> None:
-    """The images under safe, unique names, and `manifest.json` mapping each name to its item."""
-    names = zip_names(result.outcomes)
-    manifest = []
-    with zipfile.ZipFile(out, "w") as archive:
-        for outcome, name in zip(result.outcomes, names, strict=True):
-            entry = item_json(outcome, image_url)
-            entry["filename"] = name
-            if not entry["success"]:
-                entry["data"] = outcome.item.data
-            manifest.append(entry)
-            if name is not None and outcome.image is not None:
-                method = zipfile.ZIP_DEFLATED if outcome.image.options.format in _ZIP_COMPRESSED else 0
-                archive.writestr(name, outcome.image.content, compress_type=method)
-        document = {"count": len(result.outcomes), "failed": result.failed, "items": manifest}
-        archive.writestr("manifest.json", json.dumps(document, indent=1), compress_type=zipfile.ZIP_DEFLATED)
-
-
-def zip_names(outcomes: Sequence[Outcome]) -> list[str | None]:
-    """A name for every image (None for failed items): sanitised, unique regardless of case."""
-    used: set[str] = set()
-    names: list[str | None] = []
-    for outcome in outcomes:
-        if outcome.image is None:
-            names.append(None)
-            continue
-        fmt = outcome.image.options.format
-        stem = safe_stem(outcome.item.filename, fmt) or f"qr-{outcome.item.index:04d}"
-        name, number = f"{stem}.{fmt}", 2
-        while name.casefold() in used:
-            name, number = f"{stem}-{number}.{fmt}", number + 1
-        used.add(name.casefold())
-        names.append(name)
-    return names
+def _unique_name(item: BatchItem, fmt: str, used: set[str]) -> str:
+    """A sanitised file name for the item's image, unique (regardless of case) among `used`."""
+    stem = safe_stem(item.filename, fmt) or f"qr-{item.index:04d}"
+    name, number = f"{stem}.{fmt}", 2
+    while name.casefold() in used:
+        name, number = f"{stem}-{number}.{fmt}", number + 1
+    used.add(name.casefold())
+    return name
 
 
 def safe_stem(filename: str | None, fmt: str) -> str:
@@ -312,7 +389,7 @@ def safe_stem(filename: str | None, fmt: str) -> str:
 
 
 def iter_chunks(body: IO[bytes], size: int = 64 * 1024) -> Iterator[bytes]:
-    """Stream a body and close it when done."""
+    """Stream a body and close it when done (the response also closes it if the client leaves early)."""
     with body:
         while chunk := body.read(size):
             yield chunk
@@ -325,15 +402,10 @@ __all__ = [
     "BatchItem",
     "BatchOutput",
     "BatchRequest",
-    "BatchResult",
     "Outcome",
     "generate_batch",
     "item_json",
     "iter_chunks",
     "parse_batch",
-    "run_batch",
     "safe_stem",
-    "write_json",
-    "write_zip",
-    "zip_names",
 ]

@@ -11,7 +11,7 @@ import hashlib
 import importlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -114,28 +114,65 @@ def render_images(options: Sequence[QrOptions], engine: str) -> Rendered:
     A code that cannot be drawn does not stop the others: its place holds the
     ApiError (422) that `make_image` would have raised.
     """
-    rendering = _rendering()
-    keys = [image_etag(o, engine) for o in options]
-    results: list[Image | ApiError | None] = [None] * len(options)
-    missing: list[int] = []
-    for i, key in enumerate(keys):
-        cached = rendering.cache.get(key) if rendering is not None else None
-        if cached is None:
-            missing.append(i)
-        else:
-            results[i] = Image(options[i], cached[0], cached[1], cached=True)
-    jobs = [_job(options[i], engine) for i in missing]
-    drawn_all = rendering.pool.draw_all(jobs) if rendering is not None else map(draw, jobs)
-    for i, drawn in zip(missing, drawn_all, strict=True):
-        try:
-            image = _image(options[i], drawn)
-        except ApiError as exc:
-            results[i] = exc
-            continue
-        results[i] = image
-        if rendering is not None:
-            rendering.cache.put(keys[i], (image.symbol, image.content), _cost(image))
-    return Rendered([r for r in results if r is not None], len(options) - len(missing))
+    stream = ImageStream(options, engine)
+    results = list(stream)
+    return Rendered(results, stream.cache_hits)
+
+
+#: Pixels (sum of size²) rendered per slice of an `ImageStream`: 64 codes of 1024 px.
+STREAM_SLICE_PIXELS = 64 * 1024 * 1024
+_STREAM_SLICE_ITEMS = 512
+
+
+class ImageStream:
+    """Images (or 422 ApiErrors) in the order asked, rendered a slice at a time.
+
+    A consumer that writes each image out and forgets it (a ZIP, a byte count) holds
+    one slice of images, not the batch: 900 JPEGs of 1024 px are 650 MB at once.
+    `cache_hits` counts the images taken from the render cache so far.
+    """
+
+    def __init__(self, options: Sequence[QrOptions], engine: str) -> None:
+        self.options = options
+        self.engine = engine
+        self.cache_hits = 0
+
+    def __iter__(self) -> Iterator[Image | ApiError]:
+        rendering = _rendering()
+        start = 0
+        while start < len(self.options):
+            end, pixels = start, 0
+            while end < len(self.options) and end - start < _STREAM_SLICE_ITEMS:
+                pixels += self.options[end].size ** 2
+                end += 1
+                if pixels >= STREAM_SLICE_PIXELS:
+                    break
+            yield from self._slice(self.options[start:end], rendering)
+            start = end
+
+    def _slice(self, options: Sequence[QrOptions], rendering: Rendering | None) -> list[Image | ApiError]:
+        keys = [image_etag(o, self.engine) for o in options]
+        results: list[Image | ApiError | None] = [None] * len(options)
+        missing: list[int] = []
+        for i, key in enumerate(keys):
+            cached = rendering.cache.get(key) if rendering is not None else None
+            if cached is None:
+                missing.append(i)
+            else:
+                results[i] = Image(options[i], cached[0], cached[1], cached=True)
+        self.cache_hits += len(options) - len(missing)
+        jobs = [_job(options[i], self.engine) for i in missing]
+        drawn_all = rendering.pool.draw_all(jobs) if rendering is not None else map(draw, jobs)
+        for i, drawn in zip(missing, drawn_all, strict=True):
+            try:
+                image = _image(options[i], drawn)
+            except ApiError as exc:
+                results[i] = exc
+                continue
+            results[i] = image
+            if rendering is not None:
+                rendering.cache.put(keys[i], (image.symbol, image.content), _cost(image))
+        return [r for r in results if r is not None]
 
 
 def _cost(image: Image) -> int:
@@ -242,6 +279,14 @@ def get_code(owner: ApiKey, code_id: str) -> QrCode:
     return code
 
 
+def find_codes(owner: ApiKey, code_ids: Sequence[str]) -> list[QrCode]:
+    """The owner's codes among `code_ids` (missing or foreign ones are left out)."""
+    if not code_ids:
+        return []
+    query = sa.select(QrCode).where(QrCode.owner_id == owner.id, QrCode.id.in_(set(code_ids)))
+    return list(db.session.scalars(query))
+
+
 def find_public_code(code_id: str) -> QrCode:
     code = db.session.get(QrCode, code_id)
     if code is None:
@@ -304,10 +349,12 @@ def delete_code(owner: ApiKey, code_id: str) -> None:
 
 __all__ = [
     "Image",
+    "ImageStream",
     "Page",
     "Rendered",
     "Rendering",
     "delete_code",
+    "find_codes",
     "find_public_code",
     "generate",
     "get_code",

@@ -92,6 +92,13 @@ CORE_SETTINGS = (
         "most pixels (sum of size squared) one batch may ask for (more: 413); bounds its CPU and memory",
     ),
     Setting(
+        "BATCH_MAX_INLINE_BYTES",
+        64 * 1024 * 1024,
+        int,
+        "most bytes of base64 images one JSON batch response may carry "
+        '(more: 413 response_too_large; use "response": "url" or "zip")',
+    ),
+    Setting(
         "RENDER_PROCESSES",
         None,
         int,

@@ -78,10 +78,12 @@ class UsageDay(db.Model):  # type: ignore[name-defined,misc]
 
 
 class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
-    """A request sent with an `Idempotency-Key`, and once done its response, kept for replays.
+    """A request sent with an `Idempotency-Key`, and once done its outcome, kept for replays.
 
     The unique (owner, key) pair is the lock: of two concurrent requests with one
-    key only one inserts the row and does the work; `status` is NULL until then.
+    key only one inserts the row and does the work; `status` is NULL until then,
+    and the claim is `claimed_by` a request whose lease runs to `expires_at`.
+    `items` holds each item's code id or error, never image bytes: replays re-render.
     """
 
     __tablename__ = "idempotency_records"
@@ -96,8 +98,9 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[int | None] = mapped_column(sa.SmallInteger, default=None)
-    content_type: Mapped[str | None] = mapped_column(sa.String(100), default=None)
-    body: Mapped[bytes | None] = mapped_column(sa.LargeBinary, default=None)
+    items: Mapped[list[Any] | None] = mapped_column(sa.JSON, default=None)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(32), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class UsageMonth(db.Model):  # type: ignore[name-defined,misc]

@@ -333,3 +333,84 @@ def test_a_failed_batch_releases_its_idempotency_key(client, make_key, app) -> N
     assert batch(client, tiny, items=[{"data": str(i)} for i in range(6)]).status_code == 429
     assert count_rows(app, IdempotencyRecord) == 0
     assert batch(client, tiny, items=[{"data": str(i)} for i in range(6)]).status_code == 429
+
+
+@pytest.mark.parametrize("app_config", [{"BATCH_MAX_INLINE_BYTES": 2_000_000}])
+def test_an_inline_batch_over_the_byte_limit_is_413_with_a_hint(client, auth, app, decode) -> None:
+    items = [{"data": f"{i:04d}" + "x" * 2800} for i in range(8)]  # ~0.7 MB of JPEG each at 1024 px
+    options = {"format": "jpeg", "size": 1024, "error_correction": "L"}
+    response = batch(client, auth, items=items, **options)
+    assert response.status_code == 413
+    body = response.get_json()
+    assert (body["error"], body["field"]) == ("response_too_large", "response")
+    assert '"response": "url"' in body["message"] and '"zip"' in body["message"]
+    assert count_rows(app, QrCode) == 0
+    assert client.get("/v1/account/usage", headers=auth).get_json()["usage"]["codes_today"] == 0
+    as_urls = batch(client, auth, items=items, response="url", **options)
+    assert as_urls.status_code == 200 and as_urls.get_json()["failed"] == 0
+    as_zip = batch(client, auth, items=items, response="zip", **options)
+    assert as_zip.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(as_zip.data))
+    assert decode(archive.read("qr-0007.jpeg"), "jpeg") == [items[7]["data"]]
+    assert batch(client, auth, items=items[:2], **options).status_code == 200  # within the limit
+
+
+def _record_bytes(app: Any) -> int:
+    """Bytes of everything the idempotency table holds (every column of every row)."""
+    from qrsvc.extensions import db
+
+    with app.app_context():
+        rows = db.session.execute(sa.select(IdempotencyRecord.__table__)).all()
+    return sum(len(value if isinstance(value, bytes) else str(value)) for row in rows for value in row)
+
+
+@pytest.mark.parametrize("form", ["zip", "url"])
+def test_idempotent_replay_of_a_big_batch_keeps_ids_and_holds_no_image_bytes(
+    client, auth, app, decode, form
+) -> None:
+    items = [{"data": f"https://example.com/big/{i:04d}", "filename": f"n{i}"} for i in range(300)]
+    items[7] = {"data": "bad", "foreground": "#eeeeee"}
+    key = {"Idempotency-Key": f"big-{form}"}
+    first = batch(client, auth, headers=key, items=items, size=1024, format="jpeg", response=form)
+    assert first.status_code == 200
+    again = batch(client, auth, headers=key, items=items, size=1024, format="jpeg", response=form)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    if form == "zip":
+        assert again.data == first.data  # re-rendered from the stored codes, byte for byte
+        archive = zipfile.ZipFile(io.BytesIO(again.data))
+        entries = json.loads(archive.read("manifest.json"))["items"]
+        assert decode(archive.read("n299.jpeg"), "jpeg") == [items[299]["data"]]
+    else:
+        assert again.get_json() == first.get_json()
+        entries = again.get_json()["items"]
+    assert len({entry["id"] for entry in entries if entry["success"]}) == 299
+    assert entries[7]["error"] == "low_contrast"
+    assert count_rows(app, QrCode) == 299
+    assert client.get("/v1/account/usage", headers=auth).get_json()["usage"]["codes_today"] == 299
+    # Ids and per-item outcomes only: well under 100 bytes an item (the ZIP is megabytes).
+    assert _record_bytes(app) < 100 * len(items)
+
+
+def test_a_claim_whose_lease_ran_out_is_taken_over(client, auth, app, api_key) -> None:
+    from qrsvc import clock, idempotency
+    from qrsvc.batch import parse_batch
+    from qrsvc.extensions import db
+    from qrsvc.keys import find_key
+    from qrsvc.options import Bounds
+
+    items = [{"data": "lease 1"}, {"data": "lease 2"}]
+    key = "dead-worker"
+    with app.test_request_context():
+        owner = find_key(api_key)
+        wanted = parse_batch({"items": items}, Bounds(), 1000)
+        claimed = idempotency.claim(owner, key, wanted.fingerprint)
+        assert isinstance(claimed, idempotency.Claim)  # a worker took it ... and died
+        db.session.execute(sa.update(IdempotencyRecord).values(expires_at=clock.now() - timedelta(seconds=1)))
+        db.session.commit()
+    retry = batch(client, auth, headers={"Idempotency-Key": key}, items=items)
+    assert retry.status_code == 200, retry.get_json()
+    assert "Idempotent-Replayed" not in retry.headers
+    assert retry.get_json()["failed"] == 0
+    again = batch(client, auth, headers={"Idempotency-Key": key}, items=items)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert client.get("/v1/account/usage", headers=auth).get_json()["usage"]["codes_today"] == 2
