@@ -614,9 +614,9 @@ def list_scans(event: Event, limit: int, cursor: str | None) -> ScanPage:
         try:
             after = int(cursor)
         except ValueError:
-            raise ApiError(
-                400, "invalid_parameter", "cursor is not one this API returned", "cursor"
-            ) from None
+            after = -1
+        if not 0 <= after < 2**63:  # beyond a BIGINT the database itself would fail
+            raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor")
         query = query.where(Scan.id > after)
     rows = list(db.session.scalars(query.order_by(Scan.id).limit(limit + 1)))
     items = rows[:limit]
