@@ -39,6 +39,12 @@ SETTINGS = (
     ),
     Setting("TICKETS_CLOCK_LEEWAY", 30, int, "seconds of clock skew tolerated on exp/nbf/iat"),
     Setting(
+        "TICKETS_OFFLINE_CLOCK_SKEW",
+        300,
+        int,
+        "seconds an offline scan's scanned_at may lie ahead of the server's clock",
+    ),
+    Setting(
         "TICKETS_EXPIRY_GRACE", 6 * 3600, int, "seconds after an event's end that its tickets stay valid"
     ),
     Setting(

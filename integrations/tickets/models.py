@@ -70,11 +70,14 @@ class SigningKey(db.Model):  # type: ignore[name-defined,misc]
 
 
 class Scan(db.Model):  # type: ignore[name-defined,misc]
-    """One scan as decided, successful or not. Rows are only ever inserted."""
+    """One scan as decided, successful or not. Rows are only ever inserted.
+
+    A (device, nonce) pair is unique per calling key and event (see `uq_ticket_scans_scope`
+    below), so one key's retry can never be answered with another key's or event's scan.
+    """
 
     __tablename__ = "ticket_scans"
     __table_args__ = (
-        sa.UniqueConstraint("device", "nonce", name="uq_ticket_scans_device_nonce"),
         sa.Index("ix_ticket_scans_event_id", "event_id", "id"),
         sa.Index("ix_ticket_scans_ticket_id", "ticket_id", "id"),
     )
@@ -89,6 +92,8 @@ class Scan(db.Model):  # type: ignore[name-defined,misc]
     gate: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     device: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     nonce: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    #: SHA-256 (hex) of the scanned token: a retry must carry the same token.
+    token_hash: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     #: When the server decided (online) or received (offline upload) the scan.
     server_time: Mapped[datetime] = mapped_column(UTCDateTime)
     #: The scanner's own clock, when it sent one (`scanned_at`).
@@ -99,4 +104,11 @@ class Scan(db.Model):  # type: ignore[name-defined,misc]
     first_gate: Mapped[str | None] = mapped_column(sa.String(64), default=None)
 
 
-__all__ = ["Event", "Scan", "SigningKey", "Ticket"]
+def scan_event_scope() -> sa.ColumnElement[str]:
+    """A scan's event in the retry scope: scans naming no event share "" (NULLs never collide)."""
+    return sa.func.coalesce(Scan.event_id, "")
+
+
+sa.Index("uq_ticket_scans_scope", Scan.key_id, scan_event_scope(), Scan.device, Scan.nonce, unique=True)
+
+__all__ = ["Event", "Scan", "SigningKey", "Ticket", "scan_event_scope"]

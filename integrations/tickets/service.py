@@ -3,13 +3,15 @@
 Every redemption is one conditional UPDATE whose row count decides the winner, so
 two gates (threads, gunicorn workers, hosts) scanning one ticket in the same
 instant get exactly one `admitted`, on SQLite and PostgreSQL alike. Scans carrying
-a (device, nonce) pair are idempotent: the scan log's unique constraint keeps the
-first answer, and a retry gets that answer back without redeeming again.
+a (device, nonce) pair are idempotent: the scan log's unique index (per calling key
+and event) keeps the first answer, and a retry with the same token gets that answer
+back without redeeming again; the same pair with another token is `nonce_reused`.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import QrOptions
 
 from . import tokens
-from .models import Event, Scan, Ticket
+from .models import Event, Scan, Ticket, scan_event_scope
 
 #: Every result a decided scan can have; stable API codes.
 RESULTS = (
@@ -44,6 +46,10 @@ RESULTS = (
     # direction "exit" only:
     "exited",
     "not_inside",
+    # offline uploads only:
+    "invalid_time",
+    "refused_locally",
+    "nonce_reused",
 )
 SCAN_SCOPE = "tickets:scan"
 MANAGE_SCOPE = "tickets"
@@ -83,9 +89,14 @@ def create_event(
     return event
 
 
+def _plausible_id(record_id: str) -> bool:
+    """An id we could have made: short and printable (a NUL would be a 500 on PostgreSQL)."""
+    return len(record_id) <= 40 and record_id.isprintable()
+
+
 def get_event(owner: ApiKey, event_id: str) -> Event:
     """The owner's event; another key's event is as absent as a missing one."""
-    event: Event | None = db.session.get(Event, event_id)
+    event: Event | None = db.session.get(Event, event_id) if _plausible_id(event_id) else None
     if event is None or event.owner_id != owner.id:
         raise NotFoundError(f"no event {event_id!r}")
     return event
@@ -93,7 +104,7 @@ def get_event(owner: ApiKey, event_id: str) -> Event:
 
 def get_event_for_scanner(key: ApiKey, event_id: str) -> Event:
     """An event a scanner may see: any event for a gate key, else only the owner's."""
-    event: Event | None = db.session.get(Event, event_id)
+    event: Event | None = db.session.get(Event, event_id) if _plausible_id(event_id) else None
     if event is None or not _may_scan(key, event):
         raise NotFoundError(f"no event {event_id!r}")
     return event
@@ -186,7 +197,7 @@ def issue_tickets(
 
 
 def get_ticket(owner: ApiKey, ticket_id: str) -> Ticket:
-    ticket: Ticket | None = db.session.get(Ticket, ticket_id)
+    ticket: Ticket | None = db.session.get(Ticket, ticket_id) if _plausible_id(ticket_id) else None
     if ticket is None:
         raise NotFoundError(f"no ticket {ticket_id!r}")
     event = db.session.get(Event, ticket.event_id)
@@ -302,12 +313,34 @@ class _Decision:
         return self.result in ("admitted", "exited")
 
 
-def _find_scan(device: str | None, nonce: str | None) -> Scan | None:
+def token_hash(token: str) -> str:
+    """What the scan log keeps of a token: enough to tell a retry from a reused nonce."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _find_scan(key: ApiKey, event_id: str | None, device: str | None, nonce: str | None) -> Scan | None:
+    """This key's earlier scan with this (device, nonce) at this event; never another key's."""
     if not device or not nonce:
         return None
-    return cast(
-        "Scan | None",
-        db.session.scalar(sa.select(Scan).where(Scan.device == device, Scan.nonce == nonce)),
+    query = sa.select(Scan).where(
+        Scan.key_id == key.id,
+        scan_event_scope() == (event_id or ""),
+        Scan.device == device,
+        Scan.nonce == nonce,
+    )
+    return cast("Scan | None", db.session.scalar(query))
+
+
+def _is_retry(existing: Scan, digest: str, direction: str) -> bool:
+    """The same scan sent again: same token and direction (rows without a hash never match)."""
+    return (
+        existing.token_hash is not None and existing.token_hash == digest and existing.direction == direction
+    )
+
+
+def _nonce_reused(nonce: str | None) -> ApiError:
+    return ApiError(
+        409, "nonce_reused", f"this device already sent nonce {nonce!r} with another scan", field="nonce"
     )
 
 
@@ -390,10 +423,14 @@ def _record(
     gate: str | None,
     device: str | None,
     nonce: str | None,
+    digest: str,
     client_time: datetime | None,
     offline: bool = False,
 ) -> Scan:
-    """Append the scan and commit with the redemption; a lost nonce race returns the winner's row."""
+    """Append the scan and commit with the redemption; a lost nonce race returns the winner's row.
+
+    The caller checks that row with `_is_retry`: the racer may have sent another token.
+    """
     ticket = decision.ticket
     if ticket is not None:
         db.session.refresh(ticket)
@@ -407,6 +444,7 @@ def _record(
         gate=gate,
         device=device,
         nonce=nonce,
+        token_hash=digest,
         server_time=clock.now(),
         client_time=client_time,
         offline=offline,
@@ -418,10 +456,10 @@ def _record(
     try:
         db.session.commit()
     except IntegrityError:
-        # The same (device, nonce) was recorded by a concurrent retry: that answer stands,
+        # The same (device, nonce) was recorded by a concurrent request: that answer stands,
         # and rolling back undid whatever this attempt changed.
         db.session.rollback()
-        existing = _find_scan(device, nonce)
+        existing = _find_scan(key, decision.event_id, device, nonce)
         if existing is None:
             raise
         return existing
@@ -429,25 +467,36 @@ def _record(
 
 
 def scan_ticket(key: ApiKey, request: ScanRequest) -> Scan:
-    """Decide one online scan and log it; the same (device, nonce) gets the same answer."""
-    existing = _find_scan(request.device, request.nonce)
-    if existing is not None:
-        return existing
+    """Decide one online scan and log it.
+
+    A retry (same key, event, device, nonce and token) gets the first answer back; the
+    same (device, nonce) with another token is a 409 `nonce_reused`, never an admission.
+    """
+    digest = token_hash(request.token)
     decision = _identify(key, request.token, request.event_id, None)
+    existing = _find_scan(key, decision.event_id, request.device, request.nonce)
+    if existing is not None:
+        if _is_retry(existing, digest, request.direction):
+            return existing
+        raise _nonce_reused(request.nonce)
     if decision.result == "pending" and decision.ticket is not None:
         if request.direction == "exit":
             decision.result = _leave(decision.ticket)
         else:
             decision.result = _enter(decision.ticket, request.gate, decision.reentry)
-    return _record(
+    scan = _record(
         key,
         decision,
         direction=request.direction,
         gate=request.gate,
         device=request.device,
         nonce=request.nonce,
+        digest=digest,
         client_time=request.scanned_at,
     )
+    if not _is_retry(scan, digest, request.direction):
+        raise _nonce_reused(request.nonce)
+    return scan
 
 
 def _redeem_offline(decision: _Decision, ticket: Ticket, item: OfflineScan) -> None:
@@ -481,35 +530,70 @@ def _redeem_offline(decision: _Decision, ticket: Ticket, item: OfflineScan) -> N
     decision.conflict = item.admitted_locally
 
 
+def _refused_locally(ticket: Ticket, at: datetime) -> str:
+    """What a scan the scanner did not let in says, as of `at`, without redeeming anything."""
+    db.session.refresh(ticket)
+    if ticket.revoked_at is not None and ticket.revoked_at <= at:
+        return "revoked"
+    if ticket.used_at is not None and ticket.used_at <= at:
+        return "already_used"
+    return "refused_locally"
+
+
+def _nonce_reused_row(item: OfflineScan) -> Scan:
+    """The answer to an upload row that reuses a nonce: not stored (the first scan holds it)."""
+    return Scan(
+        result="nonce_reused",
+        admit=False,
+        direction="entry",
+        gate=item.gate,
+        device=item.device,
+        nonce=item.nonce,
+        server_time=clock.now(),
+        client_time=item.scanned_at,
+        offline=True,
+        conflict=False,
+    )
+
+
 def upload_scans(key: ApiKey, items: Sequence[OfflineScan]) -> list[Scan]:
     """Record scans an offline scanner decided itself; answers in input order.
 
     Items are applied in `scanned_at` order, each in its own transaction, so the
     earliest scan of a ticket wins however the uploads interleave. Later entries of a
-    used ticket that the scanner let in are recorded with `conflict` set.
+    used ticket that the scanner let in are recorded with `conflict` set. A scan is
+    judged at its `scanned_at`, which must lie between the token's issue time and now
+    (each with a little clock skew; else `invalid_time`); rows the scanner did not let
+    in (`admitted_locally: false`) are logged and never redeem.
     """
     answers: dict[int, Scan] = {}
     for index in sorted(range(len(items)), key=lambda i: items[i].scanned_at):
         item = items[index]
-        existing = _find_scan(item.device, item.nonce)
-        if existing is not None:
-            answers[index] = existing
-            continue
+        digest = token_hash(item.token)
         decision = _identify(key, item.token, None, item.scanned_at)
+        existing = _find_scan(key, decision.event_id, item.device, item.nonce)
+        if existing is not None:
+            answers[index] = existing if _is_retry(existing, digest, "entry") else _nonce_reused_row(item)
+            continue
         if decision.result == "pending" and decision.ticket is not None:
-            _redeem_offline(decision, decision.ticket, item)
+            if item.admitted_locally:
+                _redeem_offline(decision, decision.ticket, item)
+            else:
+                decision.result = _refused_locally(decision.ticket, item.scanned_at)
         elif item.admitted_locally:
             decision.conflict = True
-        answers[index] = _record(
+        scan = _record(
             key,
             decision,
             direction="entry",
             gate=item.gate,
             device=item.device,
             nonce=item.nonce,
+            digest=digest,
             client_time=item.scanned_at,
             offline=True,
         )
+        answers[index] = scan if _is_retry(scan, digest, "entry") else _nonce_reused_row(item)
     return [answers[i] for i in range(len(items))]
 
 
@@ -530,9 +614,9 @@ def list_scans(event: Event, limit: int, cursor: str | None) -> ScanPage:
         try:
             after = int(cursor)
         except ValueError:
-            raise ApiError(
-                400, "invalid_parameter", "cursor is not one this API returned", "cursor"
-            ) from None
+            after = -1
+        if not 0 <= after < 2**63:  # beyond a BIGINT the database itself would fail
+            raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor")
         query = query.where(Scan.id > after)
     rows = list(db.session.scalars(query.order_by(Scan.id).limit(limit + 1)))
     items = rows[:limit]
@@ -601,4 +685,6 @@ __all__ = [
     "state_of",
     "ticket_code",
     "ticket_scans",
+    "token_hash",
+    "upload_scans",
 ]

@@ -266,6 +266,8 @@ def verify_token(token: str, *, at: datetime | None = None) -> Claims:
 
     `at` checks the times as of an earlier moment (offline scans are judged when they
     happened); the default is now, with QRSVC_TICKETS_CLOCK_LEEWAY seconds of leeway.
+    An `at` before the token was issued (`iat`) or later than now plus
+    QRSVC_TICKETS_OFFLINE_CLOCK_SKEW cannot be a real scan: `invalid_time`.
     """
     allowed = [alg for alg in current_app.config["TICKETS_ALGORITHMS"] if alg in ALGORITHMS]
     leeway = current_app.config["TICKETS_CLOCK_LEEWAY"]
@@ -296,6 +298,11 @@ def verify_token(token: str, *, at: datetime | None = None) -> Claims:
         raise TokenError("malformed", "the token is not a well-formed ticket token") from None
     if at is not None:
         moment = at.timestamp()
+        skew = current_app.config["TICKETS_OFFLINE_CLOCK_SKEW"]
+        if moment > clock.now().timestamp() + skew:
+            raise TokenError("invalid_time", "scanned_at is in the future")
+        if moment < _number(claims, "iat") - leeway:
+            raise TokenError("invalid_time", "scanned_at is before the ticket was issued")
         if _number(claims, "exp") + leeway <= moment:
             raise TokenError("expired", "the ticket had expired when it was scanned")
         if _number(claims, "nbf") - leeway > moment:

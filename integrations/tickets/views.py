@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -24,14 +25,33 @@ wellknown = Blueprint("tickets_wellknown", __name__)
 
 # ---------------------------------------------------------------- field parsers
 
+#: C0/C1 controls (NUL is a 500 on PostgreSQL, the rest corrupt logs and printed tickets)
+#: and lone surrogates (a JSON escape like "\ud800" parses, but no database can store it).
+_UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Times outside this range overflow validity windows, UTC conversion or JWT claims.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _text(name: str, value: object) -> str:
+    """A string with no control characters or lone surrogates (checked here, not in the core parser)."""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_parameter", f"{name} must be a string", field=name)
+    if _UNSAFE_CHARACTERS.search(value):
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"{name} must not contain control characters or unpaired surrogates",
+            field=name,
+        )
+    return value
+
 
 def _string(max_length: int, *, optional: bool = False) -> Parser:
     def parse(name: str, value: object, from_query: bool) -> str | None:
         if value is None and optional:
             return None
-        if not isinstance(value, str):
-            raise ApiError(400, "invalid_parameter", f"{name} must be a string", field=name)
-        value = value.strip()
+        value = _text(name, value).strip()
         if not value and not optional:
             raise ApiError(400, "invalid_parameter", f"{name} must not be empty", field=name)
         if len(value) > max_length:
@@ -42,20 +62,30 @@ def _string(max_length: int, *, optional: bool = False) -> Parser:
 
 
 def _timestamp(name: str, value: object, from_query: bool) -> datetime:
-    """ISO 8601 with a time zone (`Z` or an offset); a naive time is ambiguous and refused."""
-    if isinstance(value, str):
+    """ISO 8601 with a time zone (`Z` or an offset), as UTC; a naive time is ambiguous and refused.
+
+    Years 1970 to 8999 only: `9999-12-31T23:59:59-14:00` parses but overflows in UTC.
+    """
+    moment = None
+    if isinstance(value, str) and not _UNSAFE_CHARACTERS.search(value):
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
             moment = None
-        if moment is not None and moment.tzinfo is not None:
-            return moment
-    raise ApiError(
-        400,
-        "invalid_parameter",
-        f"{name} must be an ISO 8601 time with a zone, e.g. 2026-12-31T20:00:00Z",
-        name,
-    )
+    if moment is None or moment.tzinfo is None:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"{name} must be an ISO 8601 time with a zone, e.g. 2026-12-31T20:00:00Z",
+            name,
+        )
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not _EARLIEST <= moment < _LATEST:
+        raise ApiError(400, "out_of_range", f"{name} must lie between 1970 and 8999 (UTC)", field=name)
+    return moment
 
 
 def _email(name: str, value: object, from_query: bool) -> str | None:

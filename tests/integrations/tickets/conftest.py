@@ -73,3 +73,32 @@ def scan(client: Any, scanner: dict[str, str]) -> Callable[..., Any]:
         )
 
     return post
+
+
+@pytest.fixture
+def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime | None], None]:
+    """Set the one clock (`qrsvc.clock.now`) to a moment; None goes back to real time."""
+    from qrsvc import clock
+
+    real = clock.now
+
+    def to(moment: datetime | None) -> None:
+        monkeypatch.setattr(clock, "now", real if moment is None else (lambda: moment))
+
+    return to
+
+
+@pytest.fixture
+def issued_at(
+    travel: Callable[[datetime | None], None], issue: Callable[..., dict[str, Any]]
+) -> Callable[..., dict[str, Any]]:
+    """Issue a ticket as if at `moment` (its token's `iat`), then go back to real time."""
+
+    def make(moment: datetime, event_id: str, **fields: Any) -> dict[str, Any]:
+        travel(moment)
+        try:
+            return issue(event_id, **fields)
+        finally:
+            travel(None)
+
+    return make

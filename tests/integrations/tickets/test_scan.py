@@ -169,8 +169,11 @@ def upload(client: Any, headers: dict[str, str], *scans: dict[str, Any]) -> Any:
     return client.post("/v1/tickets/scans/upload", json={"scans": list(scans)}, headers=headers)
 
 
-def test_offline_earliest_scan_wins_and_later_ones_are_conflicts(client, manager, scanner, ticket) -> None:
+def test_offline_earliest_scan_wins_and_later_ones_are_conflicts(
+    client, manager, scanner, event, issued_at
+) -> None:
     t0 = datetime.now(UTC) - timedelta(minutes=30)
+    ticket = issued_at(t0 - timedelta(minutes=5), event["id"], seat="A12")
     token = ticket["token"]
     later = {
         "token": token,
@@ -221,13 +224,13 @@ def test_offline_earliest_scan_wins_and_later_ones_are_conflicts(client, manager
     assert (stats["admitted"], stats["conflicts"], stats["scans"]) == (1, 2, 4)
 
 
-def test_offline_scans_are_judged_at_scan_time(client, scanner, make_event, issue) -> None:
-    # An event that ended an hour ago (still in the 6 h grace) and one long past.
+def test_offline_scans_are_judged_at_scan_time(client, scanner, make_event, issued_at) -> None:
+    # An event that ended an hour ago (still in the 6 h grace), its ticket sold days before.
     recent = make_event(
         starts_at=iso(datetime.now(UTC) - timedelta(hours=3)),
         ends_at=iso(datetime.now(UTC) - timedelta(hours=1)),
     )
-    ticket = issue(recent["id"])
+    ticket = issued_at(datetime.now(UTC) - timedelta(days=4), recent["id"])
     long_ago = datetime.now(UTC) - timedelta(days=3)
     body = upload(
         client,
@@ -294,3 +297,136 @@ def test_wrong_method_and_non_json_bodies(client, scanner, manager, ticket) -> N
     bad = client.post(f"/v1/tickets/{ticket['id']}/reissue", json={"seat": 3}, headers=manager)
     assert (bad.status_code, bad.get_json()["field"]) == (400, "seat")
     assert client.post("/v1/tickets/tkt_missing/revoke", headers=manager).status_code == 404
+
+
+# ------------------------------------------------------------------ retries are the same scan only
+
+
+def test_another_keys_garbage_with_a_used_device_and_nonce_learns_nothing(
+    client, make_key, manager, ticket, scan
+) -> None:
+    first = scan(ticket["token"], headers=manager, gate="north", device="gate-7", nonce="n-1")
+    assert first.get_json()["result"] == "admitted"
+    other_gate = {"Authorization": f"Bearer {make_key('gate B', 'unlimited', ('tickets:scan',))}"}
+    for extra in ({}, {"event_id": ticket["event_id"]}):
+        probe = scan("garbage", headers=other_gate, device="gate-7", nonce="n-1", **extra)
+        assert probe.status_code == 200
+        assert probe.get_json() == {"admit": False, "result": "malformed"}
+
+
+def test_the_same_key_reusing_a_nonce_for_another_token_is_409(
+    client, manager, event, issue, ticket, scan
+) -> None:
+    assert scan(ticket["token"], device="gate-7", nonce="n-1").get_json()["result"] == "admitted"
+    other = issue(event["id"])
+    for token, extra in (("garbage", {"event_id": event["id"]}), (other["token"], {})):
+        response = scan(token, device="gate-7", nonce="n-1", **extra)
+        assert response.status_code == 409
+        body = response.get_json()
+        assert (body["success"], body["error"], body["field"]) == (False, "nonce_reused", "nonce")
+        assert "ticket" not in body and "admit" not in body
+    # The other ticket was not redeemed by the refused scan, and the first scan's retry still works.
+    assert scan(other["token"]).get_json()["result"] == "admitted"
+    assert scan(ticket["token"], device="gate-7", nonce="n-1").get_json()["result"] == "admitted"
+    log = client.get(f"/v1/events/{event['id']}/scans", headers=manager).get_json()["scans"]
+    assert [s["result"] for s in log] == ["admitted", "admitted"]
+
+
+def test_an_upload_row_reusing_a_nonce_for_another_token_is_nonce_reused(
+    client, manager, scanner, event, issued_at
+) -> None:
+    sold = datetime.now(UTC) - timedelta(hours=1)
+    first, other = issued_at(sold, event["id"]), issued_at(sold, event["id"])
+    at = iso(datetime.now(UTC) - timedelta(minutes=10))
+    row = {"token": first["token"], "scanned_at": at, "device": "A", "nonce": "7"}
+    assert upload(client, scanner, row).get_json()["results"][0]["result"] == "admitted"
+    body = upload(client, scanner, {**row, "token": other["token"]}, row).get_json()
+    assert body["results"][0] == {
+        "index": 0,
+        "nonce": "7",
+        "admit": False,
+        "result": "nonce_reused",
+        "conflict": False,
+    }
+    assert body["results"][1]["result"] == "admitted"  # the same row again: a retry
+    assert body["admitted"] == 1
+    # Garbage names no event, so it is not a retry of that event's scan: just malformed.
+    garbage = upload(client, scanner, {**row, "token": "garbage"}).get_json()["results"][0]
+    assert (garbage["result"], garbage["admit"], "ticket" in garbage) == ("malformed", False, False)
+    # Another key's row with that device and nonce is its own scan.
+    assert upload(client, manager, {**row, "token": "garbage"}).get_json()["results"][0]["result"] == (
+        "malformed"
+    )
+    online = client.post("/v1/tickets/scan", json={"token": other["token"]}, headers=scanner)
+    assert online.get_json()["result"] == "admitted"
+
+
+# ------------------------------------------------------------------ offline uploads cannot rewrite history
+
+
+def _row(token: str, at: datetime, nonce: str, **extra: Any) -> dict[str, Any]:
+    return {"token": token, "scanned_at": iso(at), "device": "A", "nonce": nonce, **extra}
+
+
+def test_an_upload_scanned_before_the_ticket_existed_or_in_the_future_is_invalid_time(
+    client, scanner, event, issued_at
+) -> None:
+    now = datetime.now(UTC)
+    ticket = issued_at(now - timedelta(minutes=30), event["id"])
+    body = upload(
+        client,
+        scanner,
+        _row(ticket["token"], now - timedelta(hours=2), "early"),
+        _row(ticket["token"], now + timedelta(minutes=6), "future", admitted_locally=False),
+        _row(ticket["token"], now + timedelta(days=300), "far"),
+    ).get_json()
+    assert [(r["result"], r["admit"], r["conflict"]) for r in body["results"]] == [
+        ("invalid_time", False, True),
+        ("invalid_time", False, False),
+        ("invalid_time", False, True),
+    ]
+    # Nothing was redeemed: a scan within the window (a few minutes' skew is fine) still admits.
+    ok = upload(client, scanner, _row(ticket["token"], now + timedelta(minutes=2), "ok")).get_json()
+    assert ok["results"][0]["result"] == "admitted"
+
+
+def test_the_old_token_of_a_reissued_ticket_is_revoked_from_the_reissue_time(
+    client, manager, scanner, event, issued_at
+) -> None:
+    now = datetime.now(UTC)
+    old = issued_at(now - timedelta(hours=2), event["id"])
+    reissued = client.post(f"/v1/tickets/{old['id']}/reissue", json={"seat": "B1"}, headers=manager)
+    assert reissued.status_code == 201
+    after = upload(client, scanner, _row(old["token"], now + timedelta(seconds=30), "1")).get_json()
+    assert [(r["result"], r["admit"], r["conflict"]) for r in after["results"]] == [("revoked", False, True)]
+    before = upload(client, scanner, _row(old["token"], now - timedelta(hours=1), "2")).get_json()
+    assert before["results"][0]["result"] == "admitted"  # scanned while it was still the valid ticket
+    new = client.post("/v1/tickets/scan", json={"token": reissued.get_json()["token"]}, headers=scanner)
+    assert new.get_json()["result"] == "admitted"
+
+
+def test_a_row_not_admitted_locally_is_logged_and_never_redeems(
+    client, manager, scanner, event, issued_at
+) -> None:
+    now = datetime.now(UTC)
+    ticket = issued_at(now - timedelta(hours=1), event["id"])
+    row = _row(ticket["token"], now - timedelta(minutes=5), "refused", admitted_locally=False)
+    body = upload(client, scanner, row).get_json()
+    assert [(r["result"], r["admit"], r["conflict"]) for r in body["results"]] == [
+        ("refused_locally", False, False)
+    ]
+    state = client.get(f"/v1/tickets/{ticket['id']}", headers=manager).get_json()
+    assert (state["state"], state["used_at"]) == ("valid", None)
+    assert [(s["result"], s["offline"]) for s in state["scans"]] == [("refused_locally", True)]
+    # The ticket is still good at the door, and a refused row after a use says already_used.
+    assert (
+        client.post("/v1/tickets/scan", json={"token": ticket["token"]}, headers=scanner).get_json()["result"]
+        == "admitted"
+    )
+    late = upload(
+        client, scanner, _row(ticket["token"], now + timedelta(seconds=5), "late", admitted_locally=False)
+    )
+    assert late.get_json()["results"][0]["result"] == "already_used"
+    stats = client.get(f"/v1/events/{event['id']}/stats", headers=manager).get_json()
+    assert (stats["admitted"], stats["entries"], stats["conflicts"]) == (1, 1, 0)
+    assert stats["failed"] == {"already_used": 1, "refused_locally": 1}

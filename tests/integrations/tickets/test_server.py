@@ -154,3 +154,34 @@ def test_the_first_signing_key_is_made_once_under_concurrent_requests(app, serve
     assert len(kids) == 1 and len(next(iter(kids))) == 1
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(SigningKey)) == 1
+
+
+def test_racing_scans_reusing_one_nonce_with_different_tokens_admit_one_and_redeem_one(
+    app, client, manager, event, scanner, serve, server_env
+) -> None:
+    body = {"tickets": [{"holder_name": f"Guest {i}"} for i in range(20)]}
+    issued = client.post(f"/v1/events/{event['id']}/tickets", json=body, headers=manager).get_json()[
+        "tickets"
+    ]
+    server = serve(server_env, workers=2)
+    tokens = iter(t["token"] for t in issued)
+    lock = threading.Lock()
+
+    def reuse(session: requests.Session) -> requests.Response:
+        with lock:
+            token = next(tokens)
+        scan = {"token": token, "device": "gate-1", "nonce": "same", "event_id": event["id"]}
+        return session.post(f"{server.url}/v1/tickets/scan", json=scan, headers=scanner, timeout=60)
+
+    responses = concurrently(20, reuse)
+    assert Counter(r.status_code for r in responses) == {200: 1, 409: 19}, [r.text for r in responses]
+    assert {r.json()["error"] for r in responses if r.status_code == 409} == {"nonce_reused"}
+    (winner,) = (r.json() for r in responses if r.status_code == 200)
+    assert winner["result"] == "admitted"
+    # The losers' redemptions were rolled back with their scan rows: one ticket used, one logged.
+    states = Counter(
+        client.get(f"/v1/tickets/{t['id']}", headers=manager).get_json()["state"] for t in issued
+    )
+    assert states == {"used": 1, "valid": 19}
+    assert scan_rows(app, winner["ticket"]["id"]) == [("admitted", "same")]
+    assert "Traceback" not in server.log.read_text()
