@@ -213,15 +213,19 @@ def products_by_sku(owner: ApiKey, skus: list[str]) -> dict[str, Product]:
     return found
 
 
-def labels_for_products(owner: ApiKey, skus: Sequence[tuple[str, int]]) -> list[ShelfLabel]:
+def labels_for_products(
+    owner: ApiKey, skus: Sequence[tuple[str, int]], max_labels: int | None = None
+) -> list[ShelfLabel]:
     """Shelf labels for (SKU, copies) pairs, in order, with prices formatted for print.
 
     Raises 413 `too_many_labels` before loading anything when the copies add up to more
-    than one PDF holds, and 404 `unknown_sku` for the first SKU the owner does not have.
+    than one PDF holds (`max_labels`, default `labels.MAX_LABELS`), and 404 `unknown_sku`
+    for the first SKU the owner does not have.
     """
     from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
 
-    labels.check_label_count(sum(copies for _sku, copies in skus))
+    total = sum(copies for _sku, copies in skus)
+    labels.check_label_count(total, labels.MAX_LABELS if max_labels is None else max_labels)
     products = products_by_sku(owner, [sku for sku, _copies in skus])
     return [
         labels.ShelfLabel(
