@@ -14,6 +14,14 @@ PDF writing), and baselines measured in the same run:
 The two grid baselines are measured on fewer labels (`--grid-labels`) because
 they are that slow.
 
+`--worst` measures instead the worst PDF each layout allows under the label limits
+(`LabelLimits`, default the shop's `QRSVC_LABEL_MAX_*` defaults): as many labels as
+the label and page limits allow, every one a distinct code, at the layout's dpi, and
+again at 1200 dpi with as many distinct codes as the pixel limit allows; and the
+packing label at 1200 dpi. Each must finish well inside gunicorn's 30 s timeout.
+
+    python bench/labels.py --worst [--runs 3] [--max-labels N --max-pages N --max-megapixels X]
+
 The HTTP end-to-end figure (request → bytes through the shop view) is measured
 after the shop branch is merged; this is the function the view calls.
 
@@ -36,7 +44,18 @@ import jinja2  # noqa: E402
 import weasyprint  # noqa: E402
 
 from integrations.shop import labels as shop_labels  # noqa: E402
-from integrations.shop.labels import LAYOUTS, LabelUrlFetcher, ShelfLabel, render_shelf_labels  # noqa: E402
+from integrations.shop.labels import (  # noqa: E402
+    DEFAULT_LIMITS,
+    LAYOUTS,
+    LabelLimits,
+    LabelUrlFetcher,
+    PackingLabel,
+    ShelfLabel,
+    packing_cost,
+    render_packing_label,
+    render_shelf_labels,
+    shelf_cost,
+)
 from qrsvc.qr import Style, encode, render  # noqa: E402
 
 _GRID = jinja2.Environment(autoescape=True).from_string(
@@ -183,12 +202,58 @@ def report(name: str, figures: tuple[float, float, int]) -> None:
     print(f"  {name:<32}: {wall:.3f} s / {cpu:.3f} s CPU  ({size / 1e6:.2f} MB)")
 
 
+def _most_distinct(layout: str, count: int, dpi: int, limits: LabelLimits) -> int:
+    """The most distinct codes among `count` labels that stay inside the pixel limit."""
+    per_code = shelf_cost(layout, 1, 1, dpi=dpi).pixels
+    return max(1, min(count, int(limits.megapixels * 1e6 // per_code)))
+
+
+def worst_cases(limits: LabelLimits, runs: int) -> None:
+    """Time the worst PDF each layout allows under `limits` (see the module docstring)."""
+    print(
+        f"worst allowed cases: ≤ {limits.labels} labels, ≤ {limits.pages} pages, "
+        f"≤ {limits.megapixels:g} megapixels; median of {runs} runs, wall / CPU"
+    )
+    render_shelf_labels(make_labels(1))  # fonts and cffi loaded, as in a serving worker
+    slowest = 0.0
+    for name, layout in LAYOUTS.items():
+        count = min(limits.labels, limits.pages * layout.per_sheet)
+        for dpi in (layout.dpi, 1200):
+            distinct = _most_distinct(name, count, dpi, limits)
+            cost = shelf_cost(name, count, distinct, dpi=dpi)
+            batch = make_labels(count, distinct)
+            figures = measure(
+                lambda batch=batch, name=name, dpi=dpi: render_shelf_labels(  # type: ignore[misc]
+                    batch, name, dpi=dpi, limits=limits
+                ),
+                runs,
+            )
+            slowest = max(slowest, figures[0])
+            label = f"{name} {dpi} dpi, {count} labels/{distinct} codes"
+            report(label, figures)
+            print(f"  {'':<32}  {cost.pages} pages, ≤ {cost.pixels / 1e6:.1f} megapixels")
+    packing = PackingLabel(
+        "#1001", ("Ada Lovelace", "12 Example Street", "London"), 3, "https://t.example/o/1"
+    )
+    figures = measure(lambda: render_packing_label(packing, dpi=1200, limits=limits), runs)
+    report(f"packing label 1200 dpi (≤ {packing_cost(1200).pixels / 1e6:.1f} MP)", figures)
+    slowest = max(slowest, figures[0])
+    print(f"\nslowest worst case: {slowest:.3f} s wall (gunicorn kills a worker at 30 s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--grid-labels", type=int, default=60, help="labels for the slow grid baselines")
+    parser.add_argument("--worst", action="store_true", help="time the worst case of every layout instead")
+    parser.add_argument("--max-labels", type=int, default=DEFAULT_LIMITS.labels)
+    parser.add_argument("--max-pages", type=int, default=DEFAULT_LIMITS.pages)
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_LIMITS.megapixels)
     args = parser.parse_args()
+    if args.worst:
+        worst_cases(LabelLimits(args.max_labels, args.max_pages, args.max_megapixels), args.runs)
+        return
     count, runs = args.labels, args.runs
     distinct = make_labels(count)
     copies = make_labels(count, distinct=count // 3)

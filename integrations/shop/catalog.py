@@ -6,6 +6,7 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,7 @@ def create_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True)
     return product
 
 
-def _insert(owner: ApiKey, fields: ProductFields) -> Product:
+def _insert(owner: ApiKey, fields: ProductFields, platform_modified_at: datetime | None = None) -> Product:
     _check(fields)
     try:
         # The unique constraint decides; the savepoint takes back this product and its code only.
@@ -129,6 +130,7 @@ def _insert(owner: ApiKey, fields: ProductFields) -> Product:
                 qr_code=_make_code(owner, fields.url).id,
                 created_at=now,
                 updated_at=now,
+                platform_modified_at=platform_modified_at,
             )
             db.session.add(product)
             db.session.flush()
@@ -185,6 +187,43 @@ def save_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -
     return existing
 
 
+def save_product_if_newer(owner: ApiKey, fields: ProductFields, modified_at: datetime) -> Product | None:
+    """Create or update by SKU from a store platform, unless the stored product is as new or newer.
+
+    `modified_at` is the platform's own last-modified time of the product in the delivery.
+    Returns None when the delivery is ignored: its time is not after the one stored
+    (equal times cannot be ordered, so the first delivery for a time stands). One
+    conditional UPDATE of `platform_modified_at` decides, so two deliveries racing on
+    PostgreSQL are ordered by the row lock and the older one loses whichever commits
+    first. The caller commits.
+    """
+    existing = find_product(owner, fields.sku)
+    if existing is None:
+        try:
+            return _insert(owner, fields, modified_at)
+        except ApiError as exc:
+            if exc.code != "duplicate_sku":
+                raise
+            # Created concurrently since we looked: that one is ordered by time like any other.
+            existing = get_product(owner, fields.sku)
+    newer = db.session.execute(
+        sa.update(Product)
+        .where(
+            Product.id == existing.id,
+            sa.or_(Product.platform_modified_at.is_(None), Product.platform_modified_at < modified_at),
+        )
+        .values(platform_modified_at=modified_at)
+        .returning(Product.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if newer is None:
+        return None
+    db.session.refresh(existing)  # the row as it is now that this delivery holds it
+    changes = {"name": fields.name, "url": fields.url, "price": fields.price, "currency": fields.currency}
+    _apply(owner, existing, changes)
+    return existing
+
+
 def find_product(owner: ApiKey, sku: str) -> Product | None:
     product: Product | None = db.session.scalar(
         sa.select(Product).where(Product.owner_id == owner.id, Product.sku == sku)
@@ -213,15 +252,19 @@ def products_by_sku(owner: ApiKey, skus: list[str]) -> dict[str, Product]:
     return found
 
 
-def labels_for_products(owner: ApiKey, skus: Sequence[tuple[str, int]]) -> list[ShelfLabel]:
+def labels_for_products(
+    owner: ApiKey, skus: Sequence[tuple[str, int]], max_labels: int | None = None
+) -> list[ShelfLabel]:
     """Shelf labels for (SKU, copies) pairs, in order, with prices formatted for print.
 
     Raises 413 `too_many_labels` before loading anything when the copies add up to more
-    than one PDF holds, and 404 `unknown_sku` for the first SKU the owner does not have.
+    than one PDF holds (`max_labels`, default `labels.MAX_LABELS`), and 404 `unknown_sku`
+    for the first SKU the owner does not have.
     """
     from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
 
-    labels.check_label_count(sum(copies for _sku, copies in skus))
+    total = sum(copies for _sku, copies in skus)
+    labels.check_label_count(total, labels.MAX_LABELS if max_labels is None else max_labels)
     products = products_by_sku(owner, [sku for sku, _copies in skus])
     return [
         labels.ShelfLabel(
@@ -272,5 +315,6 @@ __all__ = [
     "normalize_price",
     "products_by_sku",
     "save_product",
+    "save_product_if_newer",
     "update_product",
 ]

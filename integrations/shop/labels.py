@@ -17,6 +17,12 @@ Two rules make the codes print sharply and scan:
   box per sheet and absolutely positioned children keep WeasyPrint's layout work
   linear and small (no flex, no grid, no page-spanning flow).
 
+Work is bounded by its cost, computed from the request before anything is drawn
+(`shelf_cost`, `packing_cost`, `check_cost`): pages (WeasyPrint lays out every
+page), labels (every one is a positioned box with text), and the printer dots of
+the distinct codes (each is encoded, drawn, converted and compressed pixel by
+pixel). `LabelLimits` holds the bounds; the shop reads them from its settings.
+
 WeasyPrint only ever sees `data:` URIs: `LabelUrlFetcher` refuses every other
 scheme (`file:`, `http(s):`, ...), so a product name can never make the server
 read its files or reach the network, and Jinja escapes every value.
@@ -41,22 +47,44 @@ from qrsvc.errors import ApiError
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "LAYOUTS",
     "MAX_LABELS",
     "MIN_MODULE_MM",
     "QUIET_ZONE",
+    "LabelCost",
     "LabelLayout",
+    "LabelLimits",
     "LabelUrlFetcher",
     "PackingLabel",
     "ShelfLabel",
+    "check_cost",
     "check_label_count",
     "module_dots",
+    "packing_cost",
     "render_packing_label",
     "render_shelf_labels",
+    "shelf_cost",
 ]
 
-#: Default cap on labels per request; above it the request is a 413.
-MAX_LABELS = 3000
+
+@dataclass(frozen=True, slots=True)
+class LabelLimits:
+    """Most work one PDF may take; above any of them the request is a 413 naming the setting.
+
+    The defaults keep the worst allowed PDF of every layout to a few seconds on a
+    2-core machine (`bench/labels.py` measures it), far inside gunicorn's 30 s timeout.
+    """
+
+    labels: int = 300
+    pages: int = 100
+    megapixels: float = 30.0
+
+
+DEFAULT_LIMITS = LabelLimits()
+
+#: Default cap on labels per request (`LabelLimits.labels`).
+MAX_LABELS = DEFAULT_LIMITS.labels
 
 #: Smallest module that phone cameras and handheld scanners read reliably off paper.
 MIN_MODULE_MM = 0.33
@@ -372,11 +400,22 @@ def _out_of_range(field: str, message: str) -> ApiError:
     return ApiError(400, "out_of_range", message, field=field)
 
 
-def _check_common(dpi: int, error_correction: str, engine: str) -> None:
+def _check_dpi(dpi: int) -> None:
     if isinstance(dpi, bool) or not isinstance(dpi, int):
         raise _invalid("dpi", "dpi must be a whole number of dots per inch.")
     if not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
         raise _out_of_range("dpi", f"dpi must be from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
+
+
+def _check_start_at(start_at: int, sheet: LabelLayout) -> None:
+    if isinstance(start_at, bool) or not isinstance(start_at, int):
+        raise _invalid("start_at", "start_at must be a whole number.")
+    if not 1 <= start_at <= sheet.per_sheet:
+        raise _out_of_range("start_at", f"start_at must be from 1 to {sheet.per_sheet} on {sheet.name}.")
+
+
+def _check_common(dpi: int, error_correction: str, engine: str) -> None:
+    _check_dpi(dpi)
     if error_correction not in ERROR_CORRECTION_LEVELS:
         raise _invalid(
             "error_correction", f"error_correction must be one of {', '.join(ERROR_CORRECTION_LEVELS)}."
@@ -404,10 +443,81 @@ def _sheets(count: int, start: int, per_sheet: int) -> Iterator[list[int]]:
         yield positions
 
 
+@dataclass(frozen=True, slots=True)
+class LabelCost:
+    """What a PDF will take: pages, labels, and at most how many printer dots its distinct codes have."""
+
+    pages: int
+    labels: int
+    pixels: int
+    detail: str
+
+
+def _code_pixels(area_mm: float, dpi: int) -> int:
+    """Upper bound of a code's pixels in a square of `area_mm`: its side is whole dots inside the area."""
+    side = math.floor(area_mm / _MM_PER_INCH * dpi + 1e-9)
+    return side * side
+
+
+def shelf_cost(
+    layout: str, count: int, distinct: int, *, start_at: int = 1, dpi: int | None = None
+) -> LabelCost:
+    """The cost of `count` shelf labels with `distinct` different codes, from the request alone.
+
+    `distinct` may be an upper bound (the number of different SKUs asked for). Checks
+    the layout, `dpi` and `start_at` too (400s), so callers can run it before anything else.
+    """
+    sheet = _layout(layout)
+    dpi = sheet.dpi if dpi is None else dpi
+    _check_dpi(dpi)
+    _check_start_at(start_at, sheet)
+    pages = -(-(start_at - 1 + count) // sheet.per_sheet)
+    pixels = min(distinct, count) * _code_pixels(_shelf_design(sheet).qr.width, dpi)
+    detail = f"{count} labels, {min(distinct, count)} distinct codes, on {sheet.name} at {dpi} dpi"
+    if start_at > 1:
+        detail += f" from label {start_at}"
+    return LabelCost(pages, count, pixels, detail)
+
+
+#: Side of the square the packing label's code fills (3 in: large enough to scan from a shelf).
+_PACKING_CODE_MM = 3 * _MM_PER_INCH
+
+
+def packing_cost(dpi: int = 203) -> LabelCost:
+    """The cost of one packing label: one page, one code of up to (3 in × dpi)² dots."""
+    _check_dpi(dpi)
+    return LabelCost(1, 1, _code_pixels(_PACKING_CODE_MM, dpi), f"a packing label at {dpi} dpi")
+
+
+def check_cost(cost: LabelCost, limits: LabelLimits = DEFAULT_LIMITS) -> None:
+    """413 `too_many_labels`, `too_many_pages` or `too_many_pixels` naming the setting that bounds it."""
+    check_label_count(cost.labels, limits.labels)
+    if cost.pages > limits.pages:
+        raise ApiError(
+            413,
+            "too_many_pages",
+            f"{cost.detail} take {cost.pages} pages; at most {limits.pages} pages in one PDF "
+            "(QRSVC_LABEL_MAX_PAGES): send fewer labels per request.",
+        )
+    megapixels = cost.pixels / 1e6
+    if megapixels > limits.megapixels:
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"{cost.detail} take up to {megapixels:.1f} megapixels of printer dots; at most "
+            f"{limits.megapixels:g} in one PDF (QRSVC_LABEL_MAX_MEGAPIXELS): lower dpi or send "
+            "fewer different products per request.",
+        )
+
+
 def check_label_count(count: int, limit: int = MAX_LABELS) -> None:
     """413 `too_many_labels` past `limit`; callers with copies check the total before building them."""
     if count > limit:
-        raise ApiError(413, "too_many_labels", f"{count} labels asked for; at most {limit} in one PDF.")
+        raise ApiError(
+            413,
+            "too_many_labels",
+            f"{count} labels asked for; at most {limit} in one PDF (QRSVC_LABEL_MAX_LABELS).",
+        )
 
 
 def render_shelf_labels(
@@ -419,7 +529,7 @@ def render_shelf_labels(
     offset_y_mm: float = 0.0,
     dpi: int | None = None,
     error_correction: str = "H",
-    max_labels: int | None = None,
+    limits: LabelLimits = DEFAULT_LIMITS,
     engine: str = "zxing",
 ) -> bytes:
     """A PDF of shelf labels (name, SKU, price, QR) on the sheets of `layout`.
@@ -427,24 +537,22 @@ def render_shelf_labels(
     `start_at` (1-based) skips the labels already used on the first sheet;
     `offset_x_mm`/`offset_y_mm` shift the whole print to calibrate a printer; `dpi`
     (default: the layout's, 300 for sheets and 203 for thermal) sets the dot grid
-    the codes are drawn on. Identical `qr_data` is drawn once and shared. `engine` is the
+    the codes are drawn on. Identical `qr_data` is drawn once and shared. `limits` bound
+    the work (checked before any code is drawn). `engine` is the
     QR encoder (the app's QRSVC_ENGINE, passed by the views; see `qrsvc.qr.ENGINES`).
 
     Raises ApiError: 400 `invalid_parameter` (with `field`) for an unknown layout or
-    an out-of-range argument, 413 `too_many_labels`, 422 `code_too_small` or
-    `data_too_long` when a code cannot be printed scannably on this label.
+    an out-of-range argument, 413 `too_many_labels`/`too_many_pages`/`too_many_pixels`,
+    422 `code_too_small` or `data_too_long` when a code cannot be printed scannably on this label.
     """
     sheet = _layout(layout)
     dpi = sheet.dpi if dpi is None else dpi
     _check_common(dpi, error_correction, engine)
-    limit = MAX_LABELS if max_labels is None else max_labels
     if not labels:
         raise _invalid("labels", "Give at least one label.")
-    check_label_count(len(labels), limit)
-    if isinstance(start_at, bool) or not isinstance(start_at, int):
-        raise _invalid("start_at", "start_at must be a whole number.")
-    if not 1 <= start_at <= sheet.per_sheet:
-        raise _out_of_range("start_at", f"start_at must be from 1 to {sheet.per_sheet} on {sheet.name}.")
+    check_label_count(len(labels), limits.labels)  # before counting distinct codes in a huge list
+    distinct = len({label.qr_data for label in labels})
+    check_cost(shelf_cost(layout, len(labels), distinct, start_at=start_at, dpi=dpi), limits)
     for field, offset in (("offset_x_mm", offset_x_mm), ("offset_y_mm", offset_y_mm)):
         if not -MAX_OFFSET_MM <= offset <= MAX_OFFSET_MM:  # also refuses NaN
             raise _out_of_range(field, f"{field} must be from {-MAX_OFFSET_MM:g} to {MAX_OFFSET_MM:g} mm.")
@@ -487,13 +595,19 @@ def render_shelf_labels(
 
 
 def render_packing_label(
-    label: PackingLabel, *, dpi: int = 203, error_correction: str = "M", engine: str = "zxing"
+    label: PackingLabel,
+    *,
+    dpi: int = 203,
+    error_correction: str = "M",
+    engine: str = "zxing",
+    limits: LabelLimits = DEFAULT_LIMITS,
 ) -> bytes:
     """A one-page 4 × 6 in PDF: order number, ship-to address, item count and the order's code."""
     _check_common(dpi, error_correction, engine)
+    check_cost(packing_cost(dpi), limits)
     page = LAYOUTS["thermal-4x6"]
     inset = 0.25 * _MM_PER_INCH
-    side = 3 * _MM_PER_INCH
+    side = _PACKING_CODE_MM
     area = _Box(inset, page.label_height - inset - side, page.label_width - 2 * inset, side)
     code = _draw(label.qr_data, error_correction, side, dpi, engine)
     html = _templates.get_template("shop/labels/packing.html").render(

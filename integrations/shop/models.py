@@ -29,6 +29,9 @@ class Product(db.Model):  # type: ignore[name-defined,misc]
     qr_code: Mapped[str | None] = mapped_column(sa.ForeignKey("qr_codes.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The store platform's own last-modified time of the delivery applied last (None: never
+    #: delivered); a delivery that is not newer is ignored, so a replay cannot roll a product back.
+    platform_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     #: The stored code itself (loaded with the product: every JSON shape shows its image URL).
     code: Mapped[QrCode | None] = relationship(lazy="joined", viewonly=True)
@@ -102,10 +105,18 @@ class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]
 
 
 class WebhookDelivery(db.Model):  # type: ignore[name-defined,misc]
-    """A webhook delivery already processed: platforms retry, and a replay must not make a second record."""
+    """A webhook delivery already processed: platforms retry, and a replay must not make a second record.
+
+    Unique by delivery id and by the SHA-256 of the signed body: a captured body re-sent
+    under a new delivery id is a duplicate too. `outcome` says what it did (`created`,
+    `saved`, `exists`, `ignored_stale`).
+    """
 
     __tablename__ = "shop_webhook_deliveries"
-    __table_args__ = (sa.UniqueConstraint("platform", "delivery_id", name="uq_shop_webhook_delivery"),)
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "delivery_id", name="uq_shop_webhook_delivery"),
+        sa.UniqueConstraint("platform", "body_sha256", name="uq_shop_webhook_body"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(sa.String(16))
@@ -113,6 +124,9 @@ class WebhookDelivery(db.Model):  # type: ignore[name-defined,misc]
     topic: Mapped[str] = mapped_column(sa.String(64))
     record: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Hex SHA-256 of the raw body (None only on receipts from before it was kept).
+    body_sha256: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    outcome: Mapped[str | None] = mapped_column(sa.String(32), default=None)
 
 
 __all__ = ["Order", "OrderItem", "OutboxMessage", "Product", "WebhookDelivery"]

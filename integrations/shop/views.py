@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -18,6 +18,9 @@ from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.http import public_url, read_json_object
 from qrsvc.models import QrCode
 from qrsvc.options import Parser, Spec, integer, parse_fields, text
+
+if TYPE_CHECKING:
+    from integrations.shop.labels import LabelLimits
 
 bp = Blueprint("shop", __name__, url_prefix="/v1/shop")
 
@@ -303,7 +306,11 @@ def confirmation_message(order_id: str) -> Response:
 # -- labels (rendering: integrations.shop.labels) ----------------------------------------------------
 
 
-def _label_spec(max_labels: int) -> Spec:
+#: Parsing bound for `copies`; the real bound is the label limits, checked as a 413 on the total.
+_MAX_COPIES = 1_000_000
+
+
+def _label_spec() -> Spec:
     return Spec(
         extra={
             "layout": text,
@@ -311,17 +318,17 @@ def _label_spec(max_labels: int) -> Spec:
             "offset_x_mm": _millimetres,
             "offset_y_mm": _millimetres,
             "dpi": integer(100, 1200),
-            "copies": integer(1, max_labels),
+            "copies": integer(1, _MAX_COPIES),
         },
         qr_fields=False,
     )
 
 
-def _sku_copies(name: str, value: object, max_labels: int) -> list[tuple[str, int]]:
+def _sku_copies(name: str, value: object) -> list[tuple[str, int]]:
     """`skus` of a JSON body: `"SKU"` or `{"sku": "SKU", "copies": 3}` per entry."""
     if not isinstance(value, list) or not value:
         raise _bad(name, f"{name} must be a non-empty list of SKUs or {{sku, copies}} objects")
-    spec = Spec(extra={"sku": text, "copies": integer(1, max_labels)}, qr_fields=False)
+    spec = Spec(extra={"sku": text, "copies": integer(1, _MAX_COPIES)}, qr_fields=False)
     result = []
     for index, entry in enumerate(value):
         if isinstance(entry, str):
@@ -333,19 +340,43 @@ def _sku_copies(name: str, value: object, max_labels: int) -> list[tuple[str, in
     return result
 
 
+def _label_limits() -> LabelLimits:
+    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
+
+    config = current_app.config
+    return labels.LabelLimits(
+        labels=config["LABEL_MAX_LABELS"],
+        pages=config["LABEL_MAX_PAGES"],
+        megapixels=config["LABEL_MAX_MEGAPIXELS"],
+    )
+
+
 def _shelf_labels_response(skus: list[tuple[str, int]], params: Mapping[str, object]) -> Response:
     from integrations.shop import labels
 
     layout = cast(str, params.get("layout", "avery-5160"))
     if layout not in labels.LAYOUTS:
         raise _bad("layout", f"layout must be one of: {', '.join(labels.LAYOUTS)}")
-    pdf = labels.render_shelf_labels(
-        catalog.labels_for_products(current_key(), skus),
+    start_at = cast(int, params.get("start_at", 1))
+    dpi = cast("int | None", params.get("dpi"))
+    limits = _label_limits()
+    # The cost is known from the request: refuse before looking anything up or drawing anything.
+    cost = labels.shelf_cost(
         layout,
-        start_at=cast(int, params.get("start_at", 1)),
+        sum(copies for _sku, copies in skus),
+        len({sku for sku, _copies in skus}),
+        start_at=start_at,
+        dpi=dpi,
+    )
+    labels.check_cost(cost, limits)
+    pdf = labels.render_shelf_labels(
+        catalog.labels_for_products(current_key(), skus, max_labels=limits.labels),
+        layout,
+        start_at=start_at,
         offset_x_mm=cast(float, params.get("offset_x_mm", 0.0)),
         offset_y_mm=cast(float, params.get("offset_y_mm", 0.0)),
-        dpi=cast("int | None", params.get("dpi")),
+        dpi=dpi,
+        limits=limits,
         engine=current_app.config["ENGINE"],
     )
     return _pdf(pdf, f"labels-{layout}.pdf")
@@ -369,11 +400,9 @@ def _pdf(content: bytes, filename: str) -> Response:
 @bp.post("/labels")
 @require_key("shop:read")
 def shelf_labels_post() -> Response:
-    from integrations.shop.labels import MAX_LABELS
-
     body = read_json_object()
-    skus = _sku_copies("skus", body.pop("skus", None), MAX_LABELS)
-    params = parse_fields(body, _label_spec(MAX_LABELS))
+    skus = _sku_copies("skus", body.pop("skus", None))
+    params = parse_fields(body, _label_spec())
     if "copies" in params:
         raise ApiError(400, "unknown_parameter", "copies goes inside each skus entry", field="copies")
     return _shelf_labels_response(skus, params)
@@ -383,13 +412,11 @@ def shelf_labels_post() -> Response:
 @require_key("shop:read")
 def shelf_labels_get() -> Response:
     """`?sku=A&sku=B` (repeat a SKU or give `copies` for more of each), plus the layout options."""
-    from integrations.shop.labels import MAX_LABELS
-
     skus = request.args.getlist("sku")
     if not skus:
         raise ApiError(400, "missing_parameter", "give at least one sku=…", field="sku")
     params = parse_fields(
-        {k: v for k, v in request.args.items() if k != "sku"}, _label_spec(MAX_LABELS), from_query=True
+        {k: v for k, v in request.args.items() if k != "sku"}, _label_spec(), from_query=True
     )
     copies = cast(int, params.get("copies", 1))
     return _shelf_labels_response([(sku, copies) for sku in skus], params)
@@ -403,11 +430,12 @@ def packing_label(order_id: str) -> Response:
     params = parse_fields(
         request.args.to_dict(), Spec(extra={"dpi": integer(100, 1200)}, qr_fields=False), from_query=True
     )
+    dpi = cast(int, params.get("dpi", 203))
+    limits = _label_limits()
+    labels.check_cost(labels.packing_cost(dpi), limits)  # before the order is looked up
     order = orders.get_order(current_key(), order_id)
     pdf = labels.render_packing_label(
-        orders.packing_label_for(order),
-        dpi=cast(int, params.get("dpi", 203)),
-        engine=current_app.config["ENGINE"],
+        orders.packing_label_for(order), dpi=dpi, engine=current_app.config["ENGINE"], limits=limits
     )
     return _pdf(pdf, f"packing-{_filename_part(order.order_number, order.id)}.pdf")
 

@@ -2,8 +2,17 @@
 
 Both platforms sign the raw body with HMAC-SHA256 and send it base64-encoded; the
 signature is the credential (no API key). Records belong to the key configured in
-QRSVC_SHOP_OWNER_KEY. A delivery id is recorded in the same transaction as the
-record it made, so a replay finds it and changes nothing.
+QRSVC_SHOP_OWNER_KEY.
+
+A signature proves who wrote a body, not when: a captured delivery stays valid
+forever. So a delivery's receipt (its id and the SHA-256 of its body, both unique)
+is recorded in the same transaction as the record it made — the same body under a
+new delivery id is a duplicate — and a product delivery is applied only when the
+platform's own last-modified time in it (Shopify `updated_at`, WooCommerce
+`date_modified_gmt`) is after the one stored, so an old body cannot roll a product
+back. An ignored delivery still answers 200 (the platform stops retrying) and
+leaves a receipt saying `ignored_stale`. Orders are insert-only: a later delivery
+of an existing order changes nothing (`exists`).
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,11 +67,21 @@ PLATFORMS = {
 TOPICS = ("orders", "products")
 
 
+class DeliveryStatus(StrEnum):
+    """What a delivery did, as the response's `status` and the receipt's `outcome` say."""
+
+    CREATED = "created"  # an order was made
+    SAVED = "saved"  # products were created or updated
+    EXISTS = "exists"  # the order was already there; nothing changed
+    DUPLICATE_DELIVERY = "duplicate_delivery"  # this delivery id or this exact body was seen before
+    IGNORED_STALE = "ignored_stale"  # not newer than what is stored; nothing changed
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a delivery did: `created`, `updated`, `duplicate_delivery` or `exists` and the records."""
+    """What a delivery did and the records it made or changed."""
 
-    status: str
+    status: DeliveryStatus
     records: tuple[str, ...] = ()
 
 
@@ -109,8 +130,9 @@ def is_woocommerce_ping(body: bytes) -> bool:
 def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, str]) -> Outcome:
     """Verify, de-duplicate and store one delivery (the view has already checked `topic`).
 
-    Order of checks: signature (401), delivery id (400), JSON (400), owner (503), replay (200),
-    payload mapping (422). Everything a delivery stores commits in one transaction with its
+    Order of checks: signature (401), delivery id (400), JSON (400), owner (503), replay of
+    the delivery id or of the body (200 `duplicate_delivery`), payload mapping (422), age
+    (200 `ignored_stale`). Everything a delivery stores commits in one transaction with its
     receipt, or nothing does: a product with a bad third variant leaves no first variant
     behind, and the corrected retry under the same delivery id is not taken for a replay.
     """
@@ -138,18 +160,25 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
             delivery_id=delivery_id,
             topic=headers.get(platform.topic_header.lower(), topic)[:64],
             received_at=clock.now(),
+            body_sha256=hashlib.sha256(body).hexdigest(),
         )
-        .on_conflict_do_nothing(index_elements=[WebhookDelivery.platform, WebhookDelivery.delivery_id])
+        # Either unique constraint: the same delivery id, or the same signed body under a new one.
+        .on_conflict_do_nothing()
         .returning(WebhookDelivery.id)
     ).scalar_one_or_none()
     if recorded is None:  # the delivery is already recorded: a replay
         db.session.rollback()
-        return Outcome("duplicate_delivery")
+        return Outcome(DeliveryStatus.DUPLICATE_DELIVERY)
     try:
         outcome = MAPPERS[platform.name, topic](owner, payload, headers)
     except Exception:
         db.session.rollback()  # all or nothing, the receipt too: a fixed payload may be sent again
         raise
+    db.session.execute(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id == recorded)
+        .values(outcome=outcome.status.value, record=outcome.records[0][:64] if outcome.records else None)
+    )
     db.session.commit()  # the records and the receipt together (an order has committed them already)
     return outcome
 
@@ -182,6 +211,20 @@ def _optional(payload: Mapping[str, Any] | None, key: str) -> str | None:
 def _object(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = payload.get(key)
     return value if isinstance(value, Mapping) else {}
+
+
+def _modified_at(payload: Mapping[str, Any], key: str) -> datetime:
+    """The platform's last-modified time of the record; without an offset it is UTC (`…_gmt`)."""
+    value = payload.get(key)
+    if value is None or value == "":
+        raise _missing(key)
+    try:
+        parsed = datetime.fromisoformat(value.strip()) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ApiError(422, "invalid_field", f"{key} is not an ISO 8601 time", key)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _price(value: str | None, field: str) -> str | None:
@@ -253,11 +296,11 @@ def _place(owner: ApiKey, fields: orders.OrderFields, source: str) -> Outcome:
     except ApiError as exc:
         if exc.code == "duplicate_order":
             # orders/updated, or the same order sent to two topics: the first one stands.
-            return Outcome("exists")
+            return Outcome(DeliveryStatus.EXISTS)
         if exc.status == 400:
             raise ApiError(422, "invalid_field", exc.message, exc.field) from None
         raise
-    return Outcome("created", (order.id,))
+    return Outcome(DeliveryStatus.CREATED, (order.id,))
 
 
 # -- Shopify ----------------------------------------------------------------------------------------
@@ -314,10 +357,12 @@ def _shopify_products(owner: ApiKey, payload: Mapping[str, Any], headers: Mappin
         )
     title = _text(payload, "title")
     handle = _text(payload, "handle")
+    modified_at = _modified_at(payload, "updated_at")
     variants = payload.get("variants")
     if not isinstance(variants, list) or not variants:
         raise _missing("variants")
-    records = []
+    records: list[str] = []
+    ignored = 0
     single = len(variants) == 1
     for variant in variants:
         if not isinstance(variant, Mapping) or not _optional(variant, "sku"):
@@ -336,10 +381,14 @@ def _shopify_products(owner: ApiKey, payload: Mapping[str, Any], headers: Mappin
             price=_price(_optional(variant, "price"), "variants[].price"),
             currency=_currency(current_app.config["SHOP_CURRENCY"]),
         )
-        records.append(_save_product(owner, fields).sku)
-    if not records:
+        product = _save_product(owner, fields, modified_at)
+        if product is None:
+            ignored += 1
+        else:
+            records.append(product.sku)
+    if not records and not ignored:
         raise _missing("variants[].sku")
-    return Outcome("saved", tuple(records))
+    return Outcome(DeliveryStatus.SAVED if records else DeliveryStatus.IGNORED_STALE, tuple(records))
 
 
 # -- WooCommerce ------------------------------------------------------------------------------------
@@ -385,12 +434,17 @@ def _woocommerce_products(owner: ApiKey, payload: Mapping[str, Any], headers: Ma
         price=_price(_optional(payload, "price"), "price"),
         currency=_currency(current_app.config["SHOP_CURRENCY"]),
     )
-    return Outcome("saved", (_save_product(owner, fields).sku,))
+    # date_modified is the site's local time without an offset; the _gmt twin is UTC.
+    product = _save_product(owner, fields, _modified_at(payload, "date_modified_gmt"))
+    if product is None:
+        return Outcome(DeliveryStatus.IGNORED_STALE)
+    return Outcome(DeliveryStatus.SAVED, (product.sku,))
 
 
-def _save_product(owner: ApiKey, fields: catalog.ProductFields) -> Product:
+def _save_product(owner: ApiKey, fields: catalog.ProductFields, modified_at: datetime) -> Product | None:
+    """Save unless stale (None); `receive` commits."""
     try:
-        return catalog.save_product(owner, fields, commit=False)  # `receive` commits
+        return catalog.save_product_if_newer(owner, fields, modified_at)
     except ApiError as exc:
         if exc.status == 400:
             raise ApiError(422, "invalid_field", exc.message, exc.field) from None
@@ -405,4 +459,14 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
     ("woocommerce", "products"): _woocommerce_products,
 }
 
-__all__ = ["PLATFORMS", "TOPICS", "Outcome", "is_woocommerce_ping", "receive", "shop_owner", "sign", "verify"]
+__all__ = [
+    "PLATFORMS",
+    "TOPICS",
+    "DeliveryStatus",
+    "Outcome",
+    "is_woocommerce_ping",
+    "receive",
+    "shop_owner",
+    "sign",
+    "verify",
+]

@@ -79,6 +79,135 @@ def test_too_many_labels_is_413(client, auth, products) -> None:
     assert (response.status_code, response.get_json()["error"]) == (413, "too_many_labels")
 
 
+@pytest.fixture
+def no_rendering(monkeypatch) -> list[str]:
+    """Records (and stops) any drawing of a code or writing of a PDF; the test asserts on the list."""
+    from integrations.shop import labels
+
+    started: list[str] = []
+
+    def refuse(*args, **kwargs):
+        started.append("rendering")
+        raise RuntimeError("rendering started")
+
+    monkeypatch.setattr(labels, "_draw", refuse)
+    monkeypatch.setattr(labels, "_write_pdf", refuse)
+    return started
+
+
+def test_the_issues_3000_thermal_copies_are_413_before_anything_is_looked_up(
+    client, auth, products, no_rendering
+) -> None:
+    """The cost is known from the request alone: even an unknown SKU is not looked up (413, not 404)."""
+    body = {"skus": [{"sku": "NOPE-9", "copies": 3000}], "layout": "thermal-4x6"}
+    response = client.post("/v1/shop/labels", json=body, headers=auth)
+    assert no_rendering == []
+    assert response.status_code == 413, response.get_json()
+    assert response.is_json and response.get_json()["success"] is False
+    assert response.get_json()["error"] == "too_many_labels"
+    assert "QRSVC_LABEL_MAX_LABELS" in response.get_json()["message"]
+    query = {"sku": "NOPE-9", "copies": "3000", "layout": "thermal-4x6"}
+    got = client.get("/v1/shop/labels.pdf", query_string=query, headers=auth)
+    assert (got.status_code, got.get_json()["error"]) == (413, "too_many_labels")
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"LABEL_MAX_LABELS": 50, "LABEL_MAX_PAGES": 2, "LABEL_MAX_MEGAPIXELS": 30.0}]
+)
+@pytest.mark.parametrize(
+    ("request_kwargs", "code", "setting"),
+    [
+        ({"json": {"skus": [{"sku": "MUG-1", "copies": 51}]}}, "too_many_labels", "QRSVC_LABEL_MAX_LABELS"),
+        (
+            {"json": {"skus": [{"sku": "MUG-1", "copies": 3}], "layout": "thermal-4x6"}},
+            "too_many_pages",
+            "QRSVC_LABEL_MAX_PAGES",
+        ),
+        (
+            {"json": {"skus": [{"sku": "MUG-1", "copies": 31}, "TEE-M"], "start_at": 30}},
+            "too_many_pages",
+            "QRSVC_LABEL_MAX_PAGES",
+        ),
+        (
+            {"json": {"skus": ["MUG-1", "TEE-M"], "layout": "thermal-4x6", "dpi": 1200}},
+            "too_many_pixels",
+            "QRSVC_LABEL_MAX_MEGAPIXELS",
+        ),
+        (
+            {
+                "query_string": [
+                    ("sku", "MUG-1"),
+                    ("sku", "TEE-M"),
+                    ("layout", "thermal-4x6"),
+                    ("dpi", "1200"),
+                ]
+            },
+            "too_many_pixels",
+            "QRSVC_LABEL_MAX_MEGAPIXELS",
+        ),
+        (
+            {"query_string": [("sku", "MUG-1"), ("copies", "2"), ("layout", "thermal-4x6")]},
+            None,
+            None,
+        ),
+    ],
+)
+def test_label_limits_are_the_configured_settings(
+    client, auth, products, no_rendering, request_kwargs, code, setting
+) -> None:
+    if "json" in request_kwargs:
+        response = client.post("/v1/shop/labels", headers=auth, **request_kwargs)
+    else:
+        response = client.get("/v1/shop/labels.pdf", headers=auth, **request_kwargs)
+    if code is None:  # inside every limit: it gets as far as rendering
+        assert no_rendering == ["rendering"]
+        return
+    assert no_rendering == []
+    assert response.status_code == 413, response.get_json()
+    assert response.get_json()["error"] == code
+    assert setting in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("app_config", [{"LABEL_MAX_MEGAPIXELS": 10.0}])
+def test_packing_label_over_the_pixel_limit_is_413(client, auth) -> None:
+    order = client.post("/v1/shop/orders", json=order_body("5004"), headers=auth).get_json()
+    response = client.get(f"/v1/shop/orders/{order['id']}/label.pdf?dpi=1200", headers=auth)
+    assert (response.status_code, response.get_json()["error"]) == (413, "too_many_pixels")
+    assert "QRSVC_LABEL_MAX_MEGAPIXELS" in response.get_json()["message"]
+    fine = client.get(f"/v1/shop/orders/{order['id']}/label.pdf?dpi=600", headers=auth)
+    assert fine.status_code == 200, fine.get_json()
+    assert decoded_pages(fine.data) == Counter({"https://track.example.com/o/5004?k=7f3a": 1})
+
+
+def test_label_limit_settings_are_read_from_the_environment(database_url, tmp_path) -> None:
+    from tests.conftest import make_app
+
+    environ = {
+        "QRSVC_LABEL_MAX_LABELS": "7",
+        "QRSVC_LABEL_MAX_PAGES": "3",
+        "QRSVC_LABEL_MAX_MEGAPIXELS": "2.5",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        app = make_app(database_url, tmp_path / "instance")
+    app.extensions["qrsvc_rendering"].close()
+    assert (app.config["LABEL_MAX_LABELS"], app.config["LABEL_MAX_PAGES"]) == (7, 3)
+    assert app.config["LABEL_MAX_MEGAPIXELS"] == 2.5
+
+
+def test_label_limit_settings_default_to_the_renderers_defaults() -> None:
+    from integrations.shop import SETTINGS
+    from integrations.shop.labels import DEFAULT_LIMITS
+
+    defaults = {setting.key: setting.default for setting in SETTINGS}
+    assert (defaults["LABEL_MAX_LABELS"], defaults["LABEL_MAX_PAGES"], defaults["LABEL_MAX_MEGAPIXELS"]) == (
+        DEFAULT_LIMITS.labels,
+        DEFAULT_LIMITS.pages,
+        DEFAULT_LIMITS.megapixels,
+    )
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

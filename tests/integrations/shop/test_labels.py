@@ -21,8 +21,10 @@ import zxingcpp
 from PIL import Image
 
 from integrations.shop.labels import (
+    DEFAULT_LIMITS,
     LAYOUTS,
     MAX_LABELS,
+    LabelLimits,
     LabelUrlFetcher,
     PackingLabel,
     ShelfLabel,
@@ -439,9 +441,67 @@ def test_more_than_max_labels_is_413_before_any_rendering() -> None:
     with pytest.raises(ApiError) as error:
         render_shelf_labels([label] * (MAX_LABELS + 1))
     assert (error.value.status, error.value.code) == (413, "too_many_labels")
+    assert "QRSVC_LABEL_MAX_LABELS" in error.value.message
     with pytest.raises(ApiError) as error:
-        render_shelf_labels([label] * 11, max_labels=10)
+        render_shelf_labels([label] * 11, limits=LabelLimits(labels=10, pages=100, megapixels=100))
     assert error.value.status == 413
+
+
+#: Labels whose code would be a 422 `data_too_long` if it were ever drawn: a 413 proves nothing was.
+def undrawable(count: int, distinct: int | None = None) -> list[ShelfLabel]:
+    distinct = distinct or count
+    return [ShelfLabel("x", "x", None, f"{i % distinct}" + "x" * 8000) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("layout", "count", "distinct", "options", "limits", "code", "setting"),
+    [
+        # The issue's request: 3000 copies on a thermal roll are 3000 pages.
+        ("thermal-4x6", 3000, 1, {}, DEFAULT_LIMITS, "too_many_labels", "QRSVC_LABEL_MAX_LABELS"),
+        ("thermal-4x6", 3, 1, {}, LabelLimits(labels=10, pages=2, megapixels=100), "too_many_pages", "PAGES"),
+        # start_at counts: 30 labels from label 2 of a 5160 sheet spill onto a second page.
+        ("avery-5160", 30, 1, {"start_at": 2}, LabelLimits(100, 1, 100), "too_many_pages", "PAGES"),
+        # 1200 dpi codes on a 4x6 label are ~19 megapixels each; two distinct ones are over 30.
+        ("thermal-4x6", 2, 2, {"dpi": 1200}, LabelLimits(10, 10, 30), "too_many_pixels", "MEGAPIXELS"),
+        ("avery-5160", 30, 30, {"dpi": 1200}, LabelLimits(100, 10, 30), "too_many_pixels", "MEGAPIXELS"),
+    ],
+)
+def test_work_over_a_limit_is_413_naming_it_before_any_drawing(
+    layout: str,
+    count: int,
+    distinct: int,
+    options: dict[str, int],
+    limits: LabelLimits,
+    code: str,
+    setting: str,
+) -> None:
+    with pytest.raises(ApiError) as error:
+        render_shelf_labels(undrawable(count, distinct), layout, limits=limits, **options)  # type: ignore[arg-type]
+    assert (error.value.status, error.value.code) == (413, code), error.value.message
+    assert setting in error.value.message
+
+
+def test_identical_codes_count_their_pixels_once_and_limits_are_inclusive() -> None:
+    """30 copies of one 1200 dpi code fit where 30 distinct ones do not; exactly at a limit is allowed."""
+    limits = LabelLimits(labels=30, pages=1, megapixels=30)
+    same = shelf_labels(1) * 30
+    (page,) = read_pdf(render_shelf_labels(same, "avery-5160", dpi=1200, limits=limits), 150)
+    assert decode_texts(page.crop(*SHEETS["avery-5160"].origin(29), *SHEETS["avery-5160"].label)) == [
+        same[0].qr_data
+    ]
+    with pytest.raises(ApiError) as error:
+        render_shelf_labels(shelf_labels(30), "avery-5160", dpi=1200, limits=limits)
+    assert error.value.code == "too_many_pixels"
+
+
+def test_a_packing_label_over_the_pixel_limit_is_413_before_drawing() -> None:
+    label = PackingLabel("1", ("A",), 1, "x" * 8000)  # a 422 if it were drawn
+    with pytest.raises(ApiError) as error:
+        render_packing_label(label, dpi=1200, limits=LabelLimits(labels=1, pages=1, megapixels=10))
+    assert (error.value.status, error.value.code) == (413, "too_many_pixels")
+    small = PackingLabel("1", ("A",), 1, "https://shop.example.com/o/1")
+    pdf = render_packing_label(small, dpi=1200, limits=LabelLimits(labels=1, pages=1, megapixels=13))
+    assert decode_texts(read_pdf(pdf, 150)[0].image) == [small.qr_data]
 
 
 def test_unknown_layout_is_400_naming_the_allowed_ones() -> None:

@@ -78,6 +78,11 @@ def woocommerce(client, topic, body: bytes, delivery="3f5e0b57d8a1c5f4", secret=
     )
 
 
+#: Where each platform says when a record last changed, and a time after the fixtures' own.
+TIMESTAMP = {"shopify": "updated_at", "woocommerce": "date_modified_gmt"}
+LATER = {"shopify": "2026-11-25T09:30:00-05:00", "woocommerce": "2026-11-25T14:30:00"}
+
+
 def encoded(fixture: str, /, **changes) -> bytes:
     return json.dumps({**payload(fixture), **changes}).encode()
 
@@ -140,8 +145,9 @@ def test_a_replayed_delivery_makes_no_second_record(client, owner, platform) -> 
     assert replay.get_json()["status"] == "duplicate_delivery"
     assert len(orders_of(client, owner)) == 1
     assert len(client.get("/v1/qr", headers=owner).get_json()["items"]) == 1
-    # A new delivery of the same order (orders/updated) is acknowledged, not duplicated.
-    other = send(client, "orders", body, delivery="another-delivery-id")
+    # A new delivery of the same order (orders/updated: a changed body) is acknowledged, not duplicated.
+    changed = encoded(f"{platform}_order", **{TIMESTAMP[platform]: LATER[platform]})
+    other = send(client, "orders", changed, delivery="another-delivery-id")
     assert (other.status_code, other.get_json()["status"]) == (200, "exists")
     assert len(orders_of(client, owner)) == 1
 
@@ -247,7 +253,12 @@ def test_woocommerce_product_is_created_then_updated(client, owner, decode) -> N
         "21.99",
         "https://example.com/product/premium-quality-19/",
     )
-    moved = encoded("woocommerce_product", permalink="https://example.com/product/pq/", price="19.00")
+    moved = encoded(
+        "woocommerce_product",
+        permalink="https://example.com/product/pq/",
+        price="19.00",
+        date_modified_gmt=LATER["woocommerce"],
+    )
     assert woocommerce(client, "products", moved, delivery="second-delivery").status_code == 200
     second = client.get("/v1/shop/products/PQ-19", headers=owner).get_json()
     assert second["price"] == "19.00"
@@ -299,7 +310,7 @@ def test_a_sku_made_concurrently_during_a_delivery_is_updated_and_the_receipt_ke
         return None if len(looked) == 1 else find(key, sku)
 
     monkeypatch.setattr(catalog, "find_product", find_after_a_race)
-    moved = encoded("woocommerce_product", price="18.00")
+    moved = encoded("woocommerce_product", price="18.00", date_modified_gmt=LATER["woocommerce"])
     response = woocommerce(client, "products", moved, delivery="racing-delivery")
     assert (response.status_code, response.get_json()["records"]) == (200, ["PQ-19"]), response.get_json()
     monkeypatch.undo()
@@ -345,3 +356,123 @@ def test_a_product_delivery_over_quota_stores_nothing(app, client, make_key) -> 
     headers = {"Authorization": f"Bearer {plain}"}
     assert client.get("/v1/shop/products", headers=headers).get_json()["items"] == []
     assert receipts(app) == 0
+
+
+# -- replay protection: a captured, signed delivery cannot roll a product back ------------------------
+
+
+def product_delivery(platform: str, price: str, modified: str) -> bytes:
+    """A product body as the platform signs it, with this price and last-modified time."""
+    product = payload(f"{platform}_product")
+    if platform == "shopify":
+        for variant in product["variants"]:
+            variant["price"] = price
+    else:
+        product["price"] = price
+    product[TIMESTAMP[platform]] = modified
+    return json.dumps(product).encode()
+
+
+def price_of(client, owner, platform: str) -> str:
+    sku = "example-shirt-s" if platform == "shopify" else "PQ-19"
+    return client.get(f"/v1/shop/products/{sku}", headers=owner).get_json()["price"]
+
+
+def receipt_outcomes(app) -> list[tuple[str, str]]:
+    from integrations.shop.models import WebhookDelivery
+    from qrsvc.extensions import db
+
+    with app.app_context():
+        rows = db.session.execute(
+            db.select(WebhookDelivery.delivery_id, WebhookDelivery.outcome).order_by(WebhookDelivery.id)
+        )
+        return [(delivery, outcome) for delivery, outcome in rows]
+
+
+SEND = {"shopify": shopify, "woocommerce": woocommerce}
+OLD = {"shopify": "2026-11-24T19:00:00-05:00", "woocommerce": "2026-11-24T20:37:14"}
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+def test_an_old_signed_body_replayed_under_a_new_delivery_id_does_not_roll_back_the_price(
+    app, client, owner, platform
+) -> None:
+    send = SEND[platform]
+    old = product_delivery(platform, "19.99", OLD[platform])
+    assert send(client, "products", old, delivery="d-1").get_json()["status"] == "saved"
+    newer = send(client, "products", product_delivery(platform, "24.50", LATER[platform]), delivery="d-2")
+    assert (newer.status_code, newer.get_json()["status"]) == (200, "saved"), newer.get_json()
+    assert price_of(client, owner, platform) == "24.50"  # a newer delivery is applied
+
+    replay = send(client, "products", old, delivery="d-3-captured-and-replayed")
+    assert replay.status_code == 200, replay.get_json()  # 2xx: the platform must not retry it
+    assert (replay.get_json()["status"], replay.get_json()["records"]) == ("duplicate_delivery", [])
+    assert price_of(client, owner, platform) == "24.50"
+    # An old body this server never stored a receipt for (captured elsewhere, or a retry that
+    # arrives after the newer change) is older than the stored time: ignored, with a receipt.
+    late = product_delivery(platform, "21.00", OLD[platform])
+    stale = send(client, "products", late, delivery="d-4")
+    assert stale.status_code == 200, stale.get_json()
+    assert (stale.get_json()["status"], stale.get_json()["records"]) == ("ignored_stale", [])
+    assert price_of(client, owner, platform) == "24.50"
+    assert receipt_outcomes(app) == [("d-1", "saved"), ("d-2", "saved"), ("d-4", "ignored_stale")]
+    # Ignored is final too: the same stale body again is a duplicate, not a second receipt.
+    assert send(client, "products", late, delivery="d-5").get_json()["status"] == "duplicate_delivery"
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+@pytest.mark.parametrize("topic", ["products", "orders"])
+def test_the_same_body_under_a_new_delivery_id_is_a_duplicate(app, client, owner, platform, topic) -> None:
+    send = SEND[platform]
+    body = (
+        encoded(f"{platform}_order")
+        if topic == "orders"
+        else product_delivery(platform, "9.00", OLD[platform])
+    )
+    first = send(client, topic, body, delivery="first-id")
+    assert first.status_code == 200 and first.get_json()["status"] in ("created", "saved"), first.get_json()
+    again = send(client, topic, body, delivery="second-id")
+    assert (again.status_code, again.get_json()["status"]) == (200, "duplicate_delivery")
+    assert [delivery for delivery, _outcome in receipt_outcomes(app)] == ["first-id"]
+    assert len(client.get("/v1/qr", headers=owner).get_json()["items"]) == (
+        2 if (platform, topic) == ("shopify", "products") else 1  # one code per Shopify variant
+    )
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+def test_a_different_body_with_the_same_modified_time_is_ignored(app, client, owner, platform) -> None:
+    """Equal times cannot be ordered: the first delivery for that time stands (a replay cannot win)."""
+    send = SEND[platform]
+    assert send(
+        client, "products", product_delivery(platform, "19.99", LATER[platform]), delivery="a"
+    ).status_code
+    same_time = send(client, "products", product_delivery(platform, "1.00", LATER[platform]), delivery="b")
+    assert (same_time.status_code, same_time.get_json()["status"]) == (200, "ignored_stale")
+    assert price_of(client, owner, platform) == "19.99"
+    assert receipt_outcomes(app) == [("a", "saved"), ("b", "ignored_stale")]
+
+
+def test_a_delivery_applies_over_a_product_made_through_the_api(app, client, owner) -> None:
+    """A product with no platform time yet (made by POST /v1/shop/products) takes the delivery."""
+    body = {"sku": "PQ-19", "name": "Typed by hand", "url": "https://example.com/hand", "price": "5.00"}
+    assert client.post("/v1/shop/products", json=body, headers=owner).status_code == 201
+    response = woocommerce(client, "products", product_delivery("woocommerce", "21.99", OLD["woocommerce"]))
+    assert response.get_json()["status"] == "saved", response.get_json()
+    assert price_of(client, owner, "woocommerce") == "21.99"
+
+
+@pytest.mark.parametrize(
+    ("platform", "changes", "field"),
+    [
+        ("shopify", {"updated_at": None}, "updated_at"),
+        ("shopify", {"updated_at": "yesterday"}, "updated_at"),
+        ("woocommerce", {"date_modified_gmt": None, "date_modified": None}, "date_modified_gmt"),
+    ],
+)
+def test_a_product_delivery_without_a_usable_modified_time_is_422(
+    app, client, owner, platform, changes, field
+) -> None:
+    response = SEND[platform](client, "products", encoded(f"{platform}_product", **changes))
+    assert (response.status_code, response.get_json()["field"]) == (422, field), response.get_json()
+    assert client.get("/v1/shop/products", headers=owner).get_json()["items"] == []
+    assert receipt_outcomes(app) == []
