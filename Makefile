@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 install: $(STAMP)
 
 ## make run: set up, migrate, print a demo key once, serve with gunicorn on HOST:PORT
+## and run `qrsvc worker` (email delivery, clean-ups) beside it; Ctrl-C stops both
 run: install
 	$(VENV)/bin/qrsvc db upgrade
 	$(VENV)/bin/qrsvc keys demo
+	$(VENV)/bin/qrsvc worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; trap 'exit 130' INT TERM; \
 	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/qrsvc serve
 
 ## make dev: the same with Flask's reloading development server

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from qrsvc.client.cli import client as client_commands
 from qrsvc.errors import ApiError
@@ -101,7 +102,30 @@ def db_upgrade(revision: str) -> None:
     click.echo("Database is up to date.")
 
 
-app_commands = (keys, database)
+@click.command("worker")
+@click.option(
+    "--once", is_flag=True, help="Run every job once and exit (cron, tests); status 1 if one failed."
+)
+@with_appcontext
+def worker(once: bool) -> None:
+    """The background process: outbox delivery, clean-ups. SIGTERM/SIGINT stop it after the current job."""
+    from qrsvc.jobs import Worker
+
+    loop = Worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    names = ", ".join(f"{job.name} every {job.interval:g} s" for job in loop.jobs)
+    if once:
+        failed = loop.run_once()
+        if failed:
+            raise click.ClickException(f"failed (see the log): {', '.join(failed)}")
+        return
+    signal.signal(signal.SIGTERM, loop.stop)
+    signal.signal(signal.SIGINT, loop.stop)
+    click.echo(f"worker started (pid {os.getpid()}): {names}", err=True)
+    loop.run_forever()
+    click.echo("worker stopped", err=True)
+
+
+app_commands = (keys, database, worker)
 
 
 @click.command("serve")

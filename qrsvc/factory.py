@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from qrsvc import auth, codes, config, db, http
+from qrsvc import auth, codes, config, db, http, jobs
 from qrsvc.errors import register_error_handlers
 from qrsvc.extensions import limiter
 
@@ -47,6 +47,7 @@ def register_extensions(app: Flask) -> None:
     http.init_app(app)
     db.init_app(app)
     codes.init_app(app)
+    jobs.init_app(app)
     # Identify the caller before flask-limiter's own before_request counts the request.
     app.before_request(auth.identify_request)
     # after_request hooks run in reverse order: this one sees the limiter's headers.

@@ -37,6 +37,7 @@ SETTINGS = (
     Setting("EMAIL_IMAGES", "cid", doc="cid (a MIME part, for Gmail/Outlook) or data-uri"),
     Setting("OUTBOX_BACKOFF_SECONDS", 60.0, float, "first retry delay; doubles each attempt (max a day)"),
     Setting("OUTBOX_MAX_ATTEMPTS", 8, int, "attempts before an email is marked failed"),
+    Setting("OUTBOX_INTERVAL_SECONDS", 5.0, float, "how often `qrsvc worker` looks for email to send"),
 )
 
 outbox = AppGroup("outbox", help="The shop's email outbox.")
@@ -55,10 +56,22 @@ def outbox_send(limit: int, everything: bool) -> None:
     click.echo(f"sent {result.sent}, retrying later {result.retrying}, failed {result.failed}")
 
 
+def _deliver_outbox() -> str | None:
+    """The worker's job: send what is due; a line for the log when anything was tried."""
+    from integrations.shop import emails
+
+    result = emails.deliver_due()
+    if not (result.sent or result.retrying or result.failed):
+        return None
+    return f"sent {result.sent}, retrying later {result.retrying}, failed {result.failed}"
+
+
 def init_app(app: Flask) -> None:
-    """Settings, the /v1/shop blueprint, the mail transport, the tables' migrations, `qrsvc outbox`."""
+    """Settings, the /v1/shop blueprint, the mail transport, the tables' migrations, `qrsvc outbox`,
+    and the worker's outbox job."""
     from integrations.shop import emails, models  # noqa: F401 (tables on the metadata)
     from integrations.shop.views import bp
+    from qrsvc import jobs
     from qrsvc.db import add_migrations
 
     apply_settings(app.config, SETTINGS)
@@ -66,6 +79,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
     app.cli.add_command(outbox)
+    jobs.register(app, "shop.outbox", _deliver_outbox, app.config["OUTBOX_INTERVAL_SECONDS"])
 
 
 __all__ = ["SETTINGS", "init_app"]

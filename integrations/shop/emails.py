@@ -1,8 +1,13 @@
 """Order confirmation emails: rendering, the outbox, and delivery over SMTP behind a small interface.
 
 The message is rendered once, when the order is placed, and stored in the outbox in
-the order's transaction; delivery happens after the commit and may fail without
-touching the order. `qrsvc outbox send` retries what is due, with exponential backoff.
+the order's transaction; the request never talks to a mail server. Delivery is the
+worker's job (`qrsvc worker`, or `qrsvc outbox send` from cron), retried with
+exponential backoff, and may fail without touching the order.
+
+Customer addresses may be internationalised (RFC 6530): the domain travels in its
+IDNA ASCII form (`xn--…`), and a non-ASCII mailbox name needs a server that offers
+SMTPUTF8 (RFC 6531) — one that does not makes the email `failed`, never the order.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask, current_app, render_template
 
 from integrations.shop.models import Order, OutboxMessage
@@ -37,8 +44,46 @@ IMAGE_MODES = ("cid", "data-uri")
 _YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
 
 
+class AddressError(ValueError):
+    """A customer email address that no mail server could be given (the reason is the message)."""
+
+
+class UndeliverableError(Exception):
+    """A delivery that no retry can make succeed: the message is marked `failed` at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A mailbox as the wire needs it: `address` has the domain in IDNA ASCII form.
+
+    `smtputf8` says the mailbox name itself is not ASCII (`ü@example.com`): such a
+    message is only deliverable through a server that offers SMTPUTF8.
+    """
+
+    local_part: str
+    domain: str
+    smtputf8: bool
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+
+def parse_recipient(address: str) -> Recipient:
+    """Check an address as mail servers will (RFC 5321/6531 syntax and lengths, IDNA 2008 domain).
+
+    Refuses what could smuggle headers or recipients (CR/LF, commas, display names,
+    quoted local parts) and special-use domains (`localhost`, `.test`…); raises AddressError.
+    """
+    try:
+        valid = validate_email(address, check_deliverability=False, strict=True)
+    except EmailNotValidError as exc:
+        raise AddressError(str(exc)[:300]) from None
+    return Recipient(valid.local_part, valid.ascii_domain, valid.smtputf8)
+
+
 class Transport(Protocol):
-    """Where messages go; SMTP in production. `send` raises on failure."""
+    """Where messages go; SMTP in production. `send` raises on failure (UndeliverableError: for good)."""
 
     def send(self, sender: str, recipients: Sequence[str], content: bytes) -> None: ...
 
@@ -86,6 +131,13 @@ class SmtpTransport:
         return f"smtp {self.host}:{self.port} ({self.security}{', auth' if self.username else ''})"
 
     def send(self, sender: str, recipients: Sequence[str], content: bytes) -> None:
+        """Every call has `timeout` per network operation: a silent server cannot hold it for long.
+
+        A non-ASCII address (the sender's or a recipient's mailbox name) is sent with the
+        SMTPUTF8 and BODY=8BITMIME parameters; a server without SMTPUTF8 is UndeliverableError.
+        """
+        envelope = (parseaddr(sender)[1], *recipients)  # From: may carry a display name
+        needs_utf8 = [address for address in envelope if not address.isascii()]
         client: smtplib.SMTP
         if self.security == "ssl":
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=_tls_context())
@@ -97,7 +149,14 @@ class SmtpTransport:
                 client.starttls(context=_tls_context())
             if self.username:
                 client.login(self.username, self.password or "")
-            client.sendmail(sender, list(recipients), content)
+            client.ehlo_or_helo_if_needed()
+            if needs_utf8 and not client.has_extn("smtputf8"):
+                raise UndeliverableError(
+                    f"the mail server does not offer SMTPUTF8, which the address {needs_utf8[0]} needs "
+                    "(a mailbox name that is not ASCII); the message was not sent"
+                )
+            options = ["SMTPUTF8", "BODY=8BITMIME"] if needs_utf8 else []
+            client.sendmail(sender, list(recipients), content, mail_options=options)
 
 
 @functools.cache
@@ -143,17 +202,20 @@ def render_preview(order: Order, png: bytes) -> str:
     return render_template("shop/confirmation.html", **_context(order, data_uri(png)))
 
 
-def compose_confirmation(order: Order, png: bytes) -> EmailMessage:
+def compose_confirmation(order: Order, png: bytes, recipient: Recipient | None) -> EmailMessage:
     """multipart/alternative: text/plain, then HTML — in multipart/related with the PNG as `cid:`.
 
     Gmail and Outlook for Windows drop `data:` images, so the code travels as a MIME part
-    unless QRSVC_EMAIL_IMAGES=data-uri asks for the inline form.
+    unless QRSVC_EMAIL_IMAGES=data-uri asks for the inline form. Without a usable
+    `recipient` the message has no To: (it is kept for the record, never sent).
     """
     config = current_app.config
     message = EmailMessage()
     message["Subject"] = f"Order {order.order_number} confirmed"
     message["From"] = config["EMAIL_FROM"]
-    message["To"] = formataddr((order.customer_name, order.customer_email))
+    if recipient is not None:
+        # username/domain rather than addr_spec: the latter refuses a non-ASCII mailbox name.
+        message["To"] = Address(order.customer_name, recipient.local_part, recipient.domain)
     message["Date"] = format_datetime(order.created_at)
     domain = config["EMAIL_FROM"].rpartition("@")[2].strip("> ") or "localhost"
     message["Message-ID"] = make_msgid(idstring=order.id, domain=domain)
@@ -177,18 +239,33 @@ def compose_confirmation(order: Order, png: bytes) -> EmailMessage:
 # -- outbox ------------------------------------------------------------------------------------------
 
 
-def enqueue(order: Order, message: EmailMessage) -> OutboxMessage:
-    """Add the message to the session: it commits (or rolls back) with the order."""
-    now = clock.now()
+def enqueue(order: Order, png: bytes, recipient: Recipient | AddressError) -> OutboxMessage:
+    """Compose the confirmation and add it to the session: it commits (or rolls back) with the order.
+
+    Nothing is sent here (the worker sends). `recipient` is `parse_recipient`'s answer for
+    the customer's address; an AddressError (a store's webhook may carry anything) stores
+    the email as `failed` with the reason, and the order stands.
+    """
+    now = order.created_at
     configured = transport() is not None
+    mailbox, problem = (
+        (None, f"the customer's email address is not usable: {recipient}")
+        if isinstance(recipient, AddressError)
+        else (recipient, None)
+    )
+    message = compose_confirmation(order, png, mailbox)
+    # CRLF, as sent on the wire; 7-bit unless the mailbox name needs UTF-8 headers (RFC 6532).
+    policy = email.policy.SMTPUTF8 if mailbox is not None and mailbox.smtputf8 else email.policy.SMTP
+    status = FAILED if problem else QUEUED if configured else DISABLED
     outbox = OutboxMessage(
         order_id=order.id,
         sender=current_app.config["EMAIL_FROM"],
-        recipient=order.customer_email,
-        content=message.as_bytes(policy=email.policy.SMTP),  # CRLF, as sent on the wire
-        status=QUEUED if configured else DISABLED,
+        recipient=mailbox.address if mailbox else order.customer_email,
+        content=message.as_bytes(policy=policy),
+        status=status,
         attempts=0,
-        next_attempt_at=now if configured else None,
+        last_error=problem,
+        next_attempt_at=now if status == QUEUED else None,
         created_at=now,
     )
     order.email = outbox
@@ -234,9 +311,12 @@ def deliver(message_id: int, *, ignore_backoff: bool = False) -> str | None:
     values: dict[str, Any]
     try:
         sender.send(message.sender, [message.recipient], message.content)
-    except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: unencodable address
+    except (UndeliverableError, smtplib.SMTPException, OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
-        if message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
+        if (
+            isinstance(exc, UndeliverableError)
+            or message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]
+        ):
             values = {"status": FAILED, "last_error": error, "next_attempt_at": None}
         else:
             retry = clock.now() + _backoff(message.attempts)
@@ -286,13 +366,17 @@ def deliver_due(limit: int = 100, *, ignore_backoff: bool = False) -> DrainResul
 
 
 __all__ = [
+    "AddressError",
     "DrainResult",
+    "Recipient",
     "SmtpTransport",
     "Transport",
+    "UndeliverableError",
     "compose_confirmation",
     "data_uri",
     "deliver",
     "deliver_due",
     "enqueue",
+    "parse_recipient",
     "render_preview",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_QUANTITY = 100_000
 ADDRESS_FIELDS = ("name", "company", "address1", "address2", "city", "region", "postal_code", "country")
 
@@ -80,7 +79,13 @@ def address_lines(address: dict[str, str] | None) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def _check(fields: OrderFields) -> None:
+def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipient | emails.AddressError]:
+    """Refuse what cannot be stored; returns the fields to store and the customer's mailbox.
+
+    The customer's email address is checked as mail servers will check it. Through the API
+    a bad one is a 400 (the caller can fix it); an order from a store's webhook has been paid
+    for, so it is stored with its address made printable, and its email is `failed`.
+    """
     for name, value, limit in (
         ("order_number", fields.order_number, 64),
         ("customer.name", fields.customer_name, 200),
@@ -89,8 +94,17 @@ def _check(fields: OrderFields) -> None:
             raise ApiError(
                 400, "invalid_parameter", f"{name} must be 1 to {limit} printable characters", name
             )
-    if len(fields.customer_email) > 320 or not _EMAIL.fullmatch(fields.customer_email):
-        raise ApiError(400, "invalid_parameter", "customer.email must be an email address", "customer.email")
+    recipient: emails.Recipient | emails.AddressError
+    try:
+        recipient = emails.parse_recipient(fields.customer_email)
+    except emails.AddressError as exc:
+        if source == "api":
+            raise ApiError(
+                400, "invalid_parameter", f"customer.email is not an email address: {exc}", "customer.email"
+            ) from None
+        printable = "".join(char if char.isprintable() else "\ufffd" for char in fields.customer_email)
+        fields = replace(fields, customer_email=printable[:320])
+        recipient = exc
     if not fields.items:
         raise ApiError(400, "invalid_parameter", "an order needs at least one item", "items")
     for index, item in enumerate(fields.items):
@@ -117,6 +131,7 @@ def _check(fields: OrderFields) -> None:
         raise ApiError(
             400, "invalid_parameter", "tracking_url must be an absolute http(s) URL", "tracking_url"
         )
+    return fields, recipient
 
 
 def order_code_options(text: str) -> QrOptions:
@@ -131,15 +146,16 @@ def order_code_options(text: str) -> QrOptions:
 
 
 def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Order:
-    """Store the order with its items, its code and its queued email; then try to send the email.
+    """Store the order with its items, its code and its queued confirmation email.
 
     One transaction holds the code, the order and the outbox row (and anything the caller
     left pending, such as a webhook receipt). A duplicate `order_number` is a 409
     `duplicate_order` decided by the unique constraint, and everything is rolled back.
-    Delivery runs after the commit: an SMTP failure leaves the email queued, never the
-    order unsaved.
+    No mail server is contacted here: the worker delivers the email later, so a slow or
+    failing server can neither slow down nor lose an order. `source` is `api` or the store
+    platform whose webhook sent the order (see `_check` for what that changes).
     """
-    _check(fields)
+    fields, recipient = _check(fields, source)
     code, image = codes.generate(
         owner, plan_of(owner), order_code_options(qr_text(fields)), current_app.config["ENGINE"], commit=False
     )
@@ -178,9 +194,8 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
             f"order {fields.order_number!r} already exists; nothing was changed",
             "order_number",
         ) from None
-    outbox = emails.enqueue(order, emails.compose_confirmation(order, image.content))
+    emails.enqueue(order, image.content, recipient)
     db.session.commit()
-    emails.deliver(outbox.id)  # records its outcome; `order` reloads on access (expired by the commit)
     return order
 
 

@@ -41,8 +41,9 @@ class _Inbox:
 class SmtpServer:
     """aiosmtpd on a fixed loopback port that a test can stop and start again."""
 
-    def __init__(self, logins: dict[str, str] | None = None) -> None:
+    def __init__(self, logins: dict[str, str] | None = None, *, smtputf8: bool = False) -> None:
         self.port = free_port()
+        self.smtputf8 = smtputf8
         self.inbox = _Inbox()
         self.logins = logins
         self.login_attempts: list[str] = []
@@ -60,7 +61,9 @@ class SmtpServer:
         auth: dict[str, Any] = {}
         if self.logins is not None:
             auth = {"authenticator": self._authenticate, "auth_require_tls": False}
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **auth)
+        self._controller = Controller(
+            self.inbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8, **auth
+        )
         self._controller.start()
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
@@ -81,6 +84,15 @@ class SmtpServer:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtputf8_server() -> Iterator[SmtpServer]:
+    """An SMTP server that advertises SMTPUTF8 (RFC 6531): it takes non-ASCII mailbox names."""
+    server = SmtpServer(smtputf8=True)
     server.start()
     yield server
     server.stop()

@@ -26,10 +26,35 @@ def place(client, auth, number="1001"):
     return response.get_json()
 
 
-def test_confirmation_arrives_and_decodes(client, auth, smtp_server, decode) -> None:
+def send(runner, *options):
+    result = runner.invoke(args=["outbox", "send", *options])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def email_of(client, auth, order):
+    return client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()["email"]
+
+
+def test_the_order_only_queues_the_email(client, auth, smtp_server) -> None:
     order = place(client, auth)
-    assert order["email"]["status"] == "sent"
-    assert order["email"]["attempts"] == 1
+    assert order["email"] == {
+        "status": "queued",
+        "to": "ada@example.com",
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": order["created_at"],
+        "sent_at": None,
+    }
+    assert smtp_server.messages == []  # the request never talks to the mail server
+
+
+def test_confirmation_arrives_and_decodes(client, auth, runner, smtp_server, decode) -> None:
+    order = place(client, auth)
+    assert "sent 1, retrying later 0, failed 0" in send(runner)
+    email = email_of(client, auth, order)
+    assert (email["status"], email["attempts"], email["last_error"]) == ("sent", 1, None)
+    assert email["sent_at"] >= order["created_at"]
     (sender, recipients, content), *others = smtp_server.messages
     assert others == []
     assert (sender, recipients) == ("orders@shop.example.com", ["ada@example.com"])
@@ -51,12 +76,12 @@ def test_smtp_down_keeps_the_order_and_the_outbox_delivers_later(
 
     smtp_server.stop()
     order = place(client, auth, "2001")
-    email = order["email"]
+    assert "sent 0, retrying later 1, failed 0" in send(runner)
+    email = email_of(client, auth, order)
     assert email["status"] == "queued"
     assert email["attempts"] == 1
     assert "ConnectionRefusedError" in email["last_error"]
     assert email["next_attempt_at"] > order["created_at"]
-    assert client.get(f"/v1/shop/orders/{order['id']}", headers=auth).status_code == 200
 
     smtp_server.start()
     early = runner.invoke(args=["outbox", "send"])
@@ -86,8 +111,8 @@ def test_email_gives_up_after_max_attempts(client, auth, runner, smtp_server) ->
     smtp_server.stop()
     order = place(client, auth, "3001")
     assert order["email"]["status"] == "queued"
-    result = runner.invoke(args=["outbox", "send"])
-    assert "failed 1" in result.output
+    assert "retrying later 1, failed 0" in send(runner)
+    assert "retrying later 0, failed 1" in send(runner)
     email = client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()["email"]
     assert (email["status"], email["attempts"], email["next_attempt_at"]) == ("failed", 2, None)
     smtp_server.start()
@@ -95,12 +120,13 @@ def test_email_gives_up_after_max_attempts(client, auth, runner, smtp_server) ->
     assert smtp_server.messages == []
 
 
-def test_a_sent_message_cannot_be_claimed_again(app, client, auth, smtp_server) -> None:
+def test_a_sent_message_cannot_be_claimed_again(app, client, auth, runner, smtp_server) -> None:
     from integrations.shop import emails
     from integrations.shop.models import OutboxMessage
     from qrsvc.extensions import db
 
     place(client, auth)
+    send(runner)
     with app.app_context():
         (message_id,) = db.session.scalars(db.select(OutboxMessage.id))
         assert emails.deliver(message_id, ignore_backoff=True) is None
@@ -154,34 +180,42 @@ def auth_smtp():
     server.stop()
 
 
-def test_smtp_login_with_the_url_credentials(app, client, auth, auth_smtp, caplog) -> None:
+def test_smtp_login_with_the_url_credentials(app, client, auth, runner, auth_smtp, caplog) -> None:
     from integrations.shop import emails
 
     # Loopback without TLS: the URL has to say so.
     app.config["SMTP_URL"] = f"smtp://mailer:hunter2-secret@127.0.0.1:{auth_smtp.port}?starttls=0"
     emails.init_app(app)
-    assert place(client, auth, "4001")["email"]["status"] == "sent"
+    first = place(client, auth, "4001")
+    send(runner)
+    assert email_of(client, auth, first)["status"] == "sent"
     assert len(auth_smtp.messages) == 1
 
     app.config["SMTP_URL"] = f"smtp://mailer:wrong-hunter3@127.0.0.1:{auth_smtp.port}?starttls=0"
     app.config["SMTP_TIMEOUT"] = 2.0
     emails.init_app(app)
+    order = place(client, auth, "4002")
     with caplog.at_level(logging.DEBUG):
-        order = place(client, auth, "4002")
-    assert order["email"]["status"] == "queued"
-    assert order["email"]["last_error"].startswith("SMTP")
+        send(runner)
+    email = email_of(client, auth, order)
+    assert email["status"] == "queued"
+    assert email["last_error"].startswith("SMTP")
     assert "not sent" in caplog.text
-    assert "hunter" not in caplog.text and "hunter" not in order["email"]["last_error"]
+    assert "hunter" not in caplog.text and "hunter" not in email["last_error"]
     assert len(auth_smtp.messages) == 1
 
 
-def test_credentials_are_never_sent_to_a_server_without_starttls(app, client, auth, auth_smtp) -> None:
+def test_credentials_are_never_sent_to_a_server_without_starttls(
+    app, client, auth, runner, auth_smtp
+) -> None:
     from integrations.shop import emails
 
     app.config["SMTP_URL"] = f"smtp://mailer:hunter2-secret@127.0.0.1:{auth_smtp.port}"
     app.config["SMTP_TIMEOUT"] = 2.0
     emails.init_app(app)
-    email = place(client, auth, "5001")["email"]
+    order = place(client, auth, "5001")
+    send(runner)
+    email = email_of(client, auth, order)
     assert email["status"] == "queued"
     assert email["last_error"].startswith("SMTPNotSupportedError")
     assert "STARTTLS" in email["last_error"]
