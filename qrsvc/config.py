@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qrsvc import ratelimit_storage
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -68,7 +70,11 @@ def apply_settings(
 CORE_SETTINGS = (
     Setting("INSTANCE_PATH", "instance", doc="folder for the SQLite file and local state"),
     Setting("DATABASE_URL", None, doc="SQLAlchemy URL; default SQLite in the instance folder"),
-    Setting("RATELIMIT_STORAGE_URL", "memory://", doc="flask-limiter storage, e.g. redis://host:6379"),
+    Setting(
+        "RATELIMIT_STORAGE_URL",
+        None,
+        doc="flask-limiter storage, e.g. redis://host:6379; default a SQLite file in the instance folder",
+    ),
     Setting("PUBLIC_BASE_URL", None, doc="origin used in image_url and links; default: the request's host"),
     Setting("ENGINE", "zxing", doc="QR encoder: zxing (fast) or qrcode (pure-Python reference)"),
     Setting(
@@ -112,6 +118,9 @@ def load(
     config["INSTANCE_PATH"] = str(instance)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{instance / 'qrsvc.sqlite3'}"
+    if not config["RATELIMIT_STORAGE_URL"]:
+        # One window per key for every worker of this instance; `memory://` would be one per worker.
+        config["RATELIMIT_STORAGE_URL"] = ratelimit_storage.storage_url(instance / "ratelimits.sqlite3")
     if config["ENGINE"] not in ("zxing", "qrcode"):
         raise ValueError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
     config["PLANS"] = {

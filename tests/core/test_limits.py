@@ -159,3 +159,57 @@ def test_large_public_images_cost_more_of_the_address_limit(client, auth, decode
     # A keyed request is bounded by its plan, not weighted.
     keyed = client.get("/v1/qr/generate", query_string={"data": "x", "size": 4096}, headers=auth)
     assert keyed.status_code == 200
+
+
+@pytest.mark.parametrize("storage", ["default", "redis"])
+@pytest.mark.parametrize("keyed", [True, False], ids=["per-key", "per-address"])
+def test_a_limit_counts_once_across_two_gunicorn_workers(
+    app, database_url, make_key, serve, tmp_path, request, decode, storage, keyed
+) -> None:
+    """50 concurrent requests against a 30/minute limit: exactly 30 pass, one Remaining sequence.
+
+    With `memory://` each worker kept its own counter (60 a minute, two interleaved sequences).
+    """
+    env = {
+        "QRSVC_DATABASE_URL": database_url,
+        "QRSVC_INSTANCE_PATH": str(tmp_path / "served"),
+        "QRSVC_PLANS": '{"free": {"requests_per_minute": 30, "codes_per_month": 1000}}',
+        "QRSVC_PUBLIC_RATE_LIMIT": "30/minute",
+    }
+    if storage == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        env["QRSVC_RATELIMIT_STORAGE_URL"] = redis_url
+        if not keyed:  # the loopback address's bucket outlives a test in a shared Redis
+            import redis
+
+            connection = redis.Redis.from_url(redis_url)
+            for name in connection.scan_iter("LIMITS:*ip:127.0.0.1*"):
+                connection.delete(name)
+            connection.close()
+    server = serve(env, workers=2)
+    # Renders slow enough to overlap, so both workers answer; distinct sizes defeat the render cache.
+    if keyed:
+        headers = {"Authorization": f"Bearer {make_key('exact', plan='free')}", "Connection": "close"}
+        path, expected = "/v1/qr/generate?data=exact&format=jpeg&size={size}", "exact"
+    else:
+        owner = {"Authorization": f"Bearer {make_key('owner', plan='free')}"}
+        code = requests.post(
+            f"{server.url}/v1/qr/generate", json={"data": "public"}, headers=owner, timeout=60
+        )
+        headers = {"Connection": "close"}
+        path, expected = f"/v1/qr/{code.headers['X-QR-Id']}.jpeg?size={{size}}", "public"
+
+    def call(i: int) -> requests.Response:
+        return requests.get(server.url + path.format(size=1024 - i), headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(call, range(50)))
+    passed = [r for r in responses if r.status_code != 429]
+    assert len(passed) == 30, [r.status_code for r in responses]
+    assert {r.status_code for r in passed} == {200}
+    assert decode(passed[-1].content, "jpeg") == [expected]
+    remaining = sorted((int(r.headers["X-RateLimit-Remaining"]) for r in passed), reverse=True)
+    assert remaining == list(range(29, -1, -1))
+    assert all(r.headers["X-RateLimit-Remaining"] == "0" for r in responses if r.status_code == 429)
+    pids = {line.split()[-1] for line in server.log.read_text().splitlines() if '"GET /v1/qr/' in line}
+    assert len(pids) == 2, server.log.read_text()
