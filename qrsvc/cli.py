@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup
 
+from qrsvc import config
 from qrsvc.client.cli import client as client_commands
 from qrsvc.errors import ApiError
 
@@ -110,8 +111,17 @@ app_commands = (keys, database)
     "--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="PORT or 8000"
 )
 @click.option("--workers", default=lambda: int(os.environ.get("QRSVC_WORKERS", "2")), type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve with gunicorn (production). Access logs carry the path only, never the query string."""
+@click.option(
+    "--threads", default=lambda: config.setting("THREADS"), type=int, show_default="QRSVC_THREADS or 8"
+)
+@click.option(
+    "--timeout", default=lambda: config.setting("TIMEOUT"), type=int, show_default="QRSVC_TIMEOUT or 30"
+)
+def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> None:
+    """Serve with gunicorn (production): threaded workers, so slow clients hold a thread, not a worker.
+
+    Access logs carry the path only, never the query string.
+    """
     arguments = [
         sys.executable,
         "-m",
@@ -120,6 +130,12 @@ def serve(host: str, port: int, workers: int) -> None:
         f"{host}:{port}",
         "--workers",
         str(workers),
+        "--worker-class",
+        "qrsvc.serving.ThreadWorker",
+        "--threads",
+        str(threads),
+        "--timeout",
+        str(timeout),
         "--no-control-socket",  # several servers may share a machine (and tests start many)
         "--access-logfile",
         "-",

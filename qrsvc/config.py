@@ -90,6 +90,15 @@ CORE_SETTINGS = (
     Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
     Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
+    Setting(
+        "THREADS", 8, int, "threads a `qrsvc serve` worker serves requests with (slow clients hold one each)"
+    ),
+    Setting(
+        "TIMEOUT",
+        30,
+        int,
+        "`qrsvc serve`: seconds a read or write of a request may stall (and gunicorn's --timeout)",
+    ),
     Setting("BATCH_MAX_ITEMS", 1000, int, "most items one POST /v1/qr/batch may hold (more: 413)"),
     Setting(
         "BATCH_MAX_PIXELS",
@@ -106,6 +115,12 @@ CORE_SETTINGS = (
     Setting("RENDER_POOL_MIN_ITEMS", 64, int, "smallest batch worth sending to the render processes"),
     Setting("RENDER_CACHE_BYTES", 32 * 1024 * 1024, int, "per-process cache of rendered images; 0: none"),
 )
+
+
+def setting(key: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One core setting's value from the environment, before any app exists (`qrsvc serve` uses this)."""
+    (found,) = (s for s in CORE_SETTINGS if s.key == key)
+    return found.read(os.environ if environ is None else environ)
 
 
 def load(
