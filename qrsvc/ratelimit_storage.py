@@ -17,11 +17,14 @@ sequence under concurrency.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,15 @@ from limits.storage import MovingWindowSupport, RedisStorage, Storage
 SCHEME = "qrsvc+sqlite"
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 
+#: Bumped when the tables change: a file of another version is emptied and remade (its state is ephemeral).
+_SCHEMA_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS window_entries (key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS window_entries_key_at ON window_entries (key, at);
+DROP TABLE IF EXISTS window_entries;
+DROP TABLE IF EXISTS counters;
+CREATE TABLE IF NOT EXISTS window_entries (
+    key TEXT NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL, expires REAL NOT NULL, PRIMARY KEY (key, seq)
+);
+CREATE INDEX IF NOT EXISTS window_entries_key_at ON window_entries (key, at, seq);
 CREATE INDEX IF NOT EXISTS window_entries_expires ON window_entries (expires);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL);
 """
@@ -93,6 +102,29 @@ class ExactRedisStorage(_SeenWindow, RedisStorage):
         return window
 
 
+class _ThreadState:
+    """A thread's connection to the file and its descriptor of the lock file, closed with it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid = os.getpid()
+        self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=OFF")  # counts may be lost with the machine, no more
+        self.lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        try:
+            if self.connection.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                self.connection.executescript(f"{_SCHEMA}PRAGMA user_version = {_SCHEMA_VERSION};")
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # never close a parent's connection in a forked child
+            self.connection.close()
+            os.close(self.lock)
+
+
 class SQLiteStorage(_SeenWindow, Storage, MovingWindowSupport):
     """Moving windows (and fixed-window counters) in one SQLite file shared by processes."""
 
@@ -107,45 +139,75 @@ class SQLiteStorage(_SeenWindow, Storage, MovingWindowSupport):
     def base_exceptions(self) -> type[Exception]:
         return sqlite3.Error
 
-    def _connection(self) -> sqlite3.Connection:
-        """One connection a thread and process (a forked worker never reuses its parent's)."""
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None or getattr(self._local, "pid", None) != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=OFF")  # counts may be lost with the machine, no more
-            connection.executescript(_SCHEMA)
-            self._local.connection, self._local.pid = connection, os.getpid()
-        return connection
+    def _state(self) -> _ThreadState:
+        """One connection and lock file a thread and process; a forked worker never reuses its parent's."""
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is None or state.pid != os.getpid():
+            state = self._local.state = _ThreadState(self.path)
+        return state
 
-    def _transaction(self) -> sqlite3.Connection:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")  # the write lock first: no two workers count at once
-        return connection
+    def _connection(self) -> sqlite3.Connection:
+        return self._state().connection
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction, behind an exclusive `flock` on the lock file.
+
+        Waiters then sleep in the kernel and wake the moment the lock is free; SQLite's own busy
+        handler would poll in steps of 1 to 100 ms, a long tail under concurrent requests.
+        """
+        state = self._state()
+        connection = state.connection
+        fcntl.flock(state.lock, fcntl.LOCK_EX)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            fcntl.flock(state.lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _window(
+        connection: sqlite3.Connection, key: str, since: float
+    ) -> tuple[float | None, int, int, float]:
+        """(oldest, count) of `key`'s entries after `since`, and its newest (seq, at).
+
+        A key's entries are numbered in the order they are made and their times never go back,
+        so the window is a run of numbers: two index probes count it, however many it holds.
+        """
+        newest = connection.execute(
+            "SELECT seq, at FROM window_entries WHERE key = ? ORDER BY seq DESC LIMIT 1", (key,)
+        ).fetchone()
+        first = connection.execute(
+            "SELECT seq, at FROM window_entries WHERE key = ? AND at > ? ORDER BY at, seq LIMIT 1",
+            (key, since),
+        ).fetchone()
+        if newest is None:
+            return None, 0, 0, 0.0
+        if first is None:
+            return None, 0, newest[0], newest[1]
+        return first[1], newest[0] - first[0] + 1, newest[0], newest[1]
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         """Add `amount` entries to `key`'s window unless that would exceed `limit`."""
         if amount > limit:
             return False
-        connection = self._transaction()
-        try:
+        with self._transaction() as connection:
             now = time.time()
             connection.execute("DELETE FROM window_entries WHERE expires <= ?", (now,))
-            oldest, count = connection.execute(
-                "SELECT min(at), count(*) FROM window_entries WHERE key = ? AND at > ?", (key, now - expiry)
-            ).fetchone()
-            acquired = bool(count + amount <= limit)
+            oldest, count, last, last_at = self._window(connection, key, now - expiry)
+            now = max(now, last_at)  # a clock stepping back must not break the numbering's order
+            acquired = count + amount <= limit
             if acquired:
                 connection.executemany(
-                    "INSERT INTO window_entries (key, at, expires) VALUES (?, ?, ?)",
-                    [(key, now, now + expiry)] * amount,
+                    "INSERT INTO window_entries (key, seq, at, expires) VALUES (?, ?, ?, ?)",
+                    [(key, last + i, now, now + expiry) for i in range(1, amount + 1)],
                 )
                 oldest, count = (now if oldest is None else oldest), count + amount
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         self._remember(key, expiry, (now if oldest is None else oldest, count))
         return acquired
 
@@ -155,18 +217,11 @@ class SQLiteStorage(_SeenWindow, Storage, MovingWindowSupport):
         if seen is not None:
             return seen
         now = time.time()
-        oldest, count = (
-            self._connection()
-            .execute(
-                "SELECT min(at), count(*) FROM window_entries WHERE key = ? AND at > ?", (key, now - expiry)
-            )
-            .fetchone()
-        )
+        oldest, count, _last, _at = self._window(self._connection(), key, now - expiry)
         return (now if oldest is None else oldest), count
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        connection = self._transaction()
-        try:
+        with self._transaction() as connection:
             now = time.time()
             connection.execute("DELETE FROM counters WHERE key = ? AND expires <= ?", (key, now))
             (value,) = connection.execute(
@@ -174,10 +229,6 @@ class SQLiteStorage(_SeenWindow, Storage, MovingWindowSupport):
                 "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value RETURNING value",
                 (key, amount, now + expiry),
             ).fetchone()
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         return int(value)
 
     def get(self, key: str) -> int:
@@ -196,18 +247,16 @@ class SQLiteStorage(_SeenWindow, Storage, MovingWindowSupport):
         return bool(self._connection().execute("SELECT 1").fetchone() == (1,))
 
     def reset(self) -> int | None:
-        connection = self._transaction()
-        deleted = connection.execute("DELETE FROM window_entries").rowcount
-        deleted += connection.execute("DELETE FROM counters").rowcount
-        connection.execute("COMMIT")
+        with self._transaction() as connection:
+            deleted = connection.execute("DELETE FROM window_entries").rowcount
+            deleted += connection.execute("DELETE FROM counters").rowcount
         self._local.seen = None
         return int(deleted)
 
     def clear(self, key: str) -> None:
-        connection = self._transaction()
-        connection.execute("DELETE FROM window_entries WHERE key = ?", (key,))
-        connection.execute("DELETE FROM counters WHERE key = ?", (key,))
-        connection.execute("COMMIT")
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM window_entries WHERE key = ?", (key,))
+            connection.execute("DELETE FROM counters WHERE key = ?", (key,))
         self._local.seen = None
 
 
