@@ -134,6 +134,13 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> Non
         "qrsvc.serving.ThreadWorker",
         "--threads",
         str(threads),
+        # A worker takes no more connections than it has threads, and closes each after its
+        # response (as sync workers do): otherwise one worker's accept loop takes every
+        # connection and keeps it alive while the other workers, and cores, stay idle.
+        "--worker-connections",
+        str(threads),
+        "--keep-alive",
+        "0",
         "--timeout",
         str(timeout),
         "--no-control-socket",  # several servers may share a machine (and tests start many)
