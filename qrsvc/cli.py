@@ -134,9 +134,9 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> Non
         "qrsvc.serving.ThreadWorker",
         "--threads",
         str(threads),
-        # A worker takes no more connections than it has threads, and closes each after its
-        # response (as sync workers do): otherwise one worker's accept loop takes every
-        # connection and keeps it alive while the other workers, and cores, stay idle.
+        # A worker holds no more connections than it has threads and closes each after its
+        # response, as sync workers do: a kept-alive connection stays with one worker, and one
+        # worker could hold them all while the other workers, and cores, stay idle.
         "--worker-connections",
         str(threads),
         "--keep-alive",

@@ -2,28 +2,107 @@
 
 from __future__ import annotations
 
+import io
 import os
+import socket
+import threading
+import time
 from typing import Any
 
 from gunicorn import glogging
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.workers import gthread
 
 from qrsvc.http import make_logs_safe, wsgi_text
 
 
-class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
-    """gunicorn's `gthread` worker, whose request bodies and responses have a deadline per read/write.
+def _half_close(sock: socket.socket, timeout: float = 2.0, max_drain: int = 65536) -> None:
+    """Send FIN and wait for the client's (RFC 9112 section 9.6) here, in the request's thread.
 
-    A slow client holds one thread, not the worker: the others (and the other workers) go on
-    serving. gthread waits for a connection's first bytes in its poller, but once a request
-    has begun its socket blocks without limit, so a client that announces a large body and
-    stalls would keep its thread forever; here each read or write of the body and response
-    gives up after `--timeout` seconds (werkzeug then ends the stalled request with a 400).
+    gunicorn does this wait in the worker's main loop, which then accepts and dispatches
+    nothing until the client has closed: with a connection closed after every response,
+    that cost a third of the throughput. The main loop's own close then finds the client gone.
     """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        drained = 0
+        while drained < max_drain and (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            data = sock.recv(4096)
+            if not data:
+                return
+            drained += len(data)
+    except OSError:  # reset, or the deadline: the main loop closes it either way
+        return
+
+
+class _Read:
+    """A body already read, as a reader for gunicorn's `Body`."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int) -> bytes:
+        return self._data.read(size)
+
+
+class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    """gunicorn's `gthread` worker that reads a request whole before the app runs it, one at a time.
+
+    Threads wait for slow clients: reading headers and body (each read or write of a body or
+    response gives up after `--timeout` seconds). The application runs one request at a time
+    per worker, as in a sync worker: rendering is CPU work, and eight threads sharing one
+    GIL cost a third of the throughput and made the slowest requests wait a second. A worker
+    takes new connections only while no request is running or waiting in it, so a busy
+    worker leaves them to an idle one, again as sync workers do.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._app_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._in_app = 0  # requests read and running or waiting for the app
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self._in_app == 0)
+
+    def _refresh_accept(self) -> None:
+        self.set_accept_enabled(self.alive and self.nr_conns < self.worker_connections)
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._in_app += delta
+            turned = self._in_app == (1 if delta > 0 else 0)
+        if turned:  # the poller belongs to the main thread
+            self.method_queue.defer(self._refresh_accept)
+
+    def _read_body(self, req: Any) -> None:
+        """Read the body now (up to the app's MAX_CONTENT_LENGTH, plus one byte to tell it is over)."""
+        reader = req.body.reader
+        if not isinstance(reader, ChunkedReader | LengthReader) or getattr(reader, "length", 1) == 0:
+            return  # no body (an EOFReader would wait for the client to close)
+        limit: int | None = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        if limit is not None and getattr(reader, "length", 0) > limit:
+            return  # the app refuses it (413) without reading it
+        try:
+            data = req.body.read(None if limit is None else limit + 1)
+        except Exception:  # stalled, cut or malformed: the app answers 400 for the short body
+            data = b""
+        req.body = Body(_Read(data))
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         conn.sock.settimeout(self.cfg.timeout)
-        return super().handle_request(req, conn)
+        self._read_body(req)
+        self._count(1)
+        try:
+            with self._app_lock:
+                keep_alive = super().handle_request(req, conn)
+        finally:
+            self._count(-1)
+        if not keep_alive:
+            _half_close(conn.sock)
+        return keep_alive
 
 
 class AccessLogger(glogging.Logger):  # type: ignore[misc]
