@@ -63,6 +63,17 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         self._app_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._in_app = 0  # requests read and running or waiting for the app
+        self._app_since: float | None = None  # when the running request entered the app
+
+    def notify(self) -> None:
+        """The heartbeat stops while one request has held the app past `--timeout`.
+
+        gthread's main loop beats whatever its threads do, so a hung request would hold the
+        app lock, and the worker, for ever; like a sync worker, it is now killed and replaced.
+        """
+        since = self._app_since
+        if since is None or time.monotonic() - since <= self.cfg.timeout:
+            super().notify()
 
     def set_accept_enabled(self, enabled: bool) -> None:
         super().set_accept_enabled(enabled and self._in_app == 0)
@@ -97,7 +108,11 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         self._count(1)
         try:
             with self._app_lock:
-                keep_alive = super().handle_request(req, conn)
+                self._app_since = time.monotonic()
+                try:
+                    keep_alive = super().handle_request(req, conn)
+                finally:
+                    self._app_since = None
         finally:
             self._count(-1)
         if not keep_alive:

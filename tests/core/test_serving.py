@@ -168,3 +168,33 @@ def test_app_log_records_are_one_line_and_a_traceback_cannot_pass_for_a_record()
     assert rest and all(line.startswith("  | ") for line in rest)
     assert "  | ERROR forged ?api_key=[redacted]" in rest
     assert "SECRET" not in text
+
+
+def test_a_request_running_past_the_timeout_has_its_worker_replaced(tmp_path: Path, serve) -> None:
+    """Threaded workers beat their heartbeat whatever their threads do; a hung request must not
+    hold a worker for ever. (The key may travel in the query string only on GET; this one is in a
+    header, and the log is checked for it all the same.)"""
+    env = {
+        "QRSVC_INSTANCE_PATH": str(tmp_path / "instance"),
+        "QRSVC_TIMEOUT": "2",
+        "QRSVC_RENDER_PROCESSES": "1",  # the whole batch in the web worker: about 30 s of work
+    }
+    assert cli("db", "upgrade", env=env).returncode == 0
+    key = cli("keys", "create", "--name", "slow", env=env).stdout.strip().splitlines()[-1]
+    server = serve(env, workers=1)
+    items = [
+        {"data": f"slow {i}", "size": 4096, "format": "webp", "error_correction": "H"} for i in range(60)
+    ]
+    started = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        requests.post(
+            f"{server.url}/v1/qr/batch",
+            json={"items": items, "response": "url"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
+    assert time.monotonic() - started < 15
+    assert requests.get(f"{server.url}/healthz", timeout=30).ok  # a new worker serves
+    log = server.log.read_text()
+    assert "WORKER TIMEOUT" in log
+    assert key not in log
