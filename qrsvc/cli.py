@@ -117,11 +117,34 @@ app_commands = (keys, database)
 @click.option(
     "--timeout", default=lambda: config.setting("TIMEOUT"), type=int, show_default="QRSVC_TIMEOUT or 30"
 )
-def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> None:
+@click.option(
+    "--worker-class",
+    type=click.Choice(["thread", "sync"]),
+    default=lambda: config.setting("WORKER_CLASS"),
+    show_default="QRSVC_WORKER_CLASS or thread",
+)
+def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker_class: str) -> None:
     """Serve with gunicorn (production): threaded workers, so slow clients hold a thread, not a worker.
 
-    Access logs carry the path only, never the query string.
+    `sync` workers are a little faster but a slow client holds a whole worker: use them only
+    behind a proxy that buffers requests (nginx). Access logs carry the path only.
     """
+    if worker_class == "thread":
+        model = [
+            "--worker-class",
+            "qrsvc.serving.ThreadWorker",
+            "--threads",
+            str(threads),
+            # A worker holds no more connections than it has threads and closes each after its
+            # response, as sync workers do: a kept-alive connection stays with one worker, and one
+            # worker could hold them all while the other workers, and cores, stay idle.
+            "--worker-connections",
+            str(threads),
+            "--keep-alive",
+            "0",
+        ]
+    else:
+        model = ["--worker-class", "sync"]
     arguments = [
         sys.executable,
         "-m",
@@ -130,17 +153,7 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> Non
         f"{host}:{port}",
         "--workers",
         str(workers),
-        "--worker-class",
-        "qrsvc.serving.ThreadWorker",
-        "--threads",
-        str(threads),
-        # A worker holds no more connections than it has threads and closes each after its
-        # response, as sync workers do: a kept-alive connection stays with one worker, and one
-        # worker could hold them all while the other workers, and cores, stay idle.
-        "--worker-connections",
-        str(threads),
-        "--keep-alive",
-        "0",
+        *model,
         "--timeout",
         str(timeout),
         "--no-control-socket",  # several servers may share a machine (and tests start many)

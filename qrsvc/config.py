@@ -91,13 +91,18 @@ CORE_SETTINGS = (
     Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
     Setting(
-        "THREADS", 8, int, "threads a `qrsvc serve` worker serves requests with (slow clients hold one each)"
+        "THREADS", 8, int, "threads a `qrsvc serve` worker reads requests with (slow clients hold one each)"
+    ),
+    Setting(
+        "WORKER_CLASS",
+        "thread",
+        doc="`qrsvc serve` workers: thread (survives slow clients) or sync (only behind a buffering proxy)",
     ),
     Setting(
         "TIMEOUT",
         30,
         int,
-        "`qrsvc serve`: seconds a read or write of a request may stall (and gunicorn's --timeout)",
+        "`qrsvc serve`: seconds a read or write may stall, and a request may run before its worker is killed",
     ),
     Setting("BATCH_MAX_ITEMS", 1000, int, "most items one POST /v1/qr/batch may hold (more: 413)"),
     Setting(
