@@ -12,6 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
+from qrsvc import config
 from qrsvc.client.cli import client as client_commands
 from qrsvc.errors import ApiError
 
@@ -134,8 +135,40 @@ app_commands = (keys, database, worker)
     "--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="PORT or 8000"
 )
 @click.option("--workers", default=lambda: int(os.environ.get("QRSVC_WORKERS", "2")), type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve with gunicorn (production). Access logs carry the path only, never the query string."""
+@click.option(
+    "--threads", default=lambda: config.setting("THREADS"), type=int, show_default="QRSVC_THREADS or 8"
+)
+@click.option(
+    "--timeout", default=lambda: config.setting("TIMEOUT"), type=int, show_default="QRSVC_TIMEOUT or 30"
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(["thread", "sync"]),
+    default=lambda: config.setting("WORKER_CLASS"),
+    show_default="QRSVC_WORKER_CLASS or thread",
+)
+def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker_class: str) -> None:
+    """Serve with gunicorn (production): threaded workers, so slow clients hold a thread, not a worker.
+
+    `sync` workers are a little faster but a slow client holds a whole worker: use them only
+    behind a proxy that buffers requests (nginx). Access logs carry the path only.
+    """
+    if worker_class == "thread":
+        model = [
+            "--worker-class",
+            "qrsvc.serving.ThreadWorker",
+            "--threads",
+            str(threads),
+            # A worker holds no more connections than it has threads and closes each after its
+            # response, as sync workers do: a kept-alive connection stays with one worker, and one
+            # worker could hold them all while the other workers, and cores, stay idle.
+            "--worker-connections",
+            str(threads),
+            "--keep-alive",
+            "0",
+        ]
+    else:
+        model = ["--worker-class", "sync"]
     arguments = [
         sys.executable,
         "-m",
@@ -144,6 +177,9 @@ def serve(host: str, port: int, workers: int) -> None:
         f"{host}:{port}",
         "--workers",
         str(workers),
+        *model,
+        "--timeout",
+        str(timeout),
         "--no-control-socket",  # several servers may share a machine (and tests start many)
         "--access-logfile",
         "-",

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qrsvc import ratelimit_storage
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -68,7 +70,11 @@ def apply_settings(
 CORE_SETTINGS = (
     Setting("INSTANCE_PATH", "instance", doc="folder for the SQLite file and local state"),
     Setting("DATABASE_URL", None, doc="SQLAlchemy URL; default SQLite in the instance folder"),
-    Setting("RATELIMIT_STORAGE_URL", "memory://", doc="flask-limiter storage, e.g. redis://host:6379"),
+    Setting(
+        "RATELIMIT_STORAGE_URL",
+        None,
+        doc="flask-limiter storage, e.g. redis://host:6379; default a SQLite file in the instance folder",
+    ),
     Setting("PUBLIC_BASE_URL", None, doc="origin used in image_url and links; default: the request's host"),
     Setting("ENGINE", "zxing", doc="QR encoder: zxing (fast) or qrcode (pure-Python reference)"),
     Setting(
@@ -84,6 +90,20 @@ CORE_SETTINGS = (
     Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
     Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
+    Setting(
+        "THREADS", 8, int, "threads a `qrsvc serve` worker reads requests with (slow clients hold one each)"
+    ),
+    Setting(
+        "WORKER_CLASS",
+        "thread",
+        doc="`qrsvc serve` workers: thread (survives slow clients) or sync (only behind a buffering proxy)",
+    ),
+    Setting(
+        "TIMEOUT",
+        30,
+        int,
+        "`qrsvc serve`: seconds a read or write may stall, and a request may run before its worker is killed",
+    ),
     Setting("BATCH_MAX_ITEMS", 1000, int, "most items one POST /v1/qr/batch may hold (more: 413)"),
     Setting(
         "BATCH_MAX_PIXELS",
@@ -109,6 +129,12 @@ CORE_SETTINGS = (
 )
 
 
+def setting(key: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One core setting's value from the environment, before any app exists (`qrsvc serve` uses this)."""
+    (found,) = (s for s in CORE_SETTINGS if s.key == key)
+    return found.read(os.environ if environ is None else environ)
+
+
 def load(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -119,6 +145,9 @@ def load(
     config["INSTANCE_PATH"] = str(instance)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{instance / 'qrsvc.sqlite3'}"
+    if not config["RATELIMIT_STORAGE_URL"]:
+        # One window per key for every worker of this instance; `memory://` would be one per worker.
+        config["RATELIMIT_STORAGE_URL"] = ratelimit_storage.storage_url(instance / "ratelimits.sqlite3")
     if config["ENGINE"] not in ("zxing", "qrcode"):
         raise ValueError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
     config["PLANS"] = {

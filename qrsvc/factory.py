@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify
 from qrsvc import auth, codes, config, db, http, jobs
 from qrsvc.errors import register_error_handlers
 from qrsvc.extensions import limiter
+from qrsvc.ratelimit_storage import limiter_storage_uri
 
 #: Jinja templates of the core and of every integration (`templates/<integration>/…`).
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -52,7 +53,7 @@ def register_extensions(app: Flask) -> None:
     app.before_request(auth.identify_request)
     # after_request hooks run in reverse order: this one sees the limiter's headers.
     app.after_request(_retry_after_only_when_refused)
-    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
+    app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(app.config["RATELIMIT_STORAGE_URL"])
     limiter.init_app(app)
 
 

@@ -13,7 +13,10 @@ from werkzeug.exceptions import BadRequest
 from qrsvc.errors import ApiError
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-_SECRET_IN_QUERY = re.compile(r"(api_key=)[^&\s\"]+", re.IGNORECASE)
+# `api%5Fkey` authenticates too: werkzeug decodes parameter names.
+_SECRET_IN_QUERY = re.compile(r"(api(?:_|%5f)key=)[^&\s\"']+", re.IGNORECASE)
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: all can end or redraw a line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def read_json_object() -> dict[str, Any]:
@@ -56,20 +59,53 @@ def redact(text: str) -> str:
     return _SECRET_IN_QUERY.sub(r"\1[redacted]", text)
 
 
+def escape_controls(text: str) -> str:
+    """`\\n`, `\\x1b` … for control characters: a client's text can never start a log line of its own."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def wsgi_text(value: str) -> str:
+    """A WSGI environ string (bytes as latin-1) as escaped text: UTF-8 decoded, other bytes `\\xNN`."""
+    return escape_controls(value.encode("latin-1", "replace").decode("utf-8", "backslashreplace"))
+
+
+class SafeFormatter(logging.Formatter):
+    """Wraps a formatter so that a record is one line, and a traceback's lines cannot pass for records.
+
+    The message is redacted and escaped before it is formatted (once; the record is shared by
+    every handler); what follows the first line (a traceback, whose last line quotes the
+    exception's own text) is redacted, escaped and indented with `  | `.
+    """
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not getattr(record, "qrsvc_safe", False):
+            record.msg, record.args = escape_controls(redact(record.getMessage())), None
+            record.qrsvc_safe = True
+        first, *rest = self.inner.format(record).split("\n")
+        return "\n".join([first, *(f"  | {escape_controls(redact(line))}" for line in rest)])
+
+
+def make_logs_safe(logger: logging.Logger) -> None:
+    """Give every handler of `logger` a `SafeFormatter` around its own (gunicorn's loggers use this)."""
+    for handler in logger.handlers:
+        if not isinstance(handler.formatter, SafeFormatter):
+            handler.setFormatter(SafeFormatter(handler.formatter))
+
+
 class _RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from flask import has_request_context
 
         record.request_id = g.get("request_id", "-") if has_request_context() else "-"
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 
 def init_app(app: Flask) -> None:
-    """Request ids on every response and in every log line; keys never in a log."""
+    """Request ids on every response and in every log line; keys and control characters never in a log."""
 
     @app.before_request
     def _assign_request_id() -> None:
@@ -87,10 +123,22 @@ def init_app(app: Flask) -> None:
         handler.qrsvc = True  # type: ignore[attr-defined]
         handler.addFilter(_RequestContextFilter())
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            SafeFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            )
         )
         root.addHandler(handler)
         root.setLevel(app.config["LOG_LEVEL"])
 
 
-__all__ = ["public_url", "read_json_object", "redact", "wants_json", "wants_zip"]
+__all__ = [
+    "SafeFormatter",
+    "escape_controls",
+    "make_logs_safe",
+    "public_url",
+    "read_json_object",
+    "redact",
+    "wants_json",
+    "wants_zip",
+    "wsgi_text",
+]

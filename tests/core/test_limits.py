@@ -75,39 +75,6 @@ def test_quota_exceeded_is_429_with_retry_after_until_next_month(client, make_ke
     assert usage["codes_this_month"] == 3
 
 
-def test_limit_holds_across_two_gunicorn_workers_with_redis(
-    app, database_url, redis_url, make_key, serve
-) -> None:
-    key = make_key("shared", plan="tiny")  # 3 requests a minute
-    plans = '{"tiny": {"requests_per_minute": 3, "codes_per_month": 1000}, "free": {"requests_per_minute": 30, "codes_per_month": 1000}}'
-    server = serve(
-        {
-            "QRSVC_DATABASE_URL": database_url,
-            "QRSVC_RATELIMIT_STORAGE_URL": redis_url,
-            "QRSVC_PLANS": plans,
-        },
-        workers=2,
-    )
-
-    def call(i: int) -> int:
-        # A new connection each time, so gunicorn spreads requests over both workers.
-        return requests.post(
-            f"{server.url}/v1/qr/generate",
-            # JPEG at 4096 px is slow enough to overlap (the PNG writer has become too fast for that).
-            json={"data": f"w{i}" * 100, "size": 4096, "error_correction": "H", "format": "jpeg"},
-            headers={"Authorization": f"Bearer {key}", "Connection": "close"},
-            timeout=30,
-        ).status_code
-
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(call, range(12)))
-    assert statuses.count(200) == 3, statuses
-    assert statuses.count(429) == 9, statuses
-    # The access log line ends with the worker's pid: both workers answered.
-    pids = {line.split()[-1] for line in server.log.read_text().splitlines() if "/v1/qr/generate" in line}
-    assert len(pids) == 2, server.log.read_text()
-
-
 CAPPED = {"capped": {"requests_per_minute": 1000, "codes_per_month": 5}}
 
 
@@ -159,3 +126,89 @@ def test_large_public_images_cost_more_of_the_address_limit(client, auth, decode
     # A keyed request is bounded by its plan, not weighted.
     keyed = client.get("/v1/qr/generate", query_string={"data": "x", "size": 4096}, headers=auth)
     assert keyed.status_code == 200
+
+
+@pytest.mark.parametrize("storage", ["default", "redis"])
+@pytest.mark.parametrize("keyed", [True, False], ids=["per-key", "per-address"])
+def test_a_limit_counts_once_across_two_gunicorn_workers(
+    app, database_url, make_key, serve, tmp_path, request, decode, storage, keyed
+) -> None:
+    """50 concurrent requests against a 30/minute limit: exactly 30 pass, one Remaining sequence.
+
+    With `memory://` each worker kept its own counter (60 a minute, two interleaved sequences).
+    """
+    env = {
+        "QRSVC_DATABASE_URL": database_url,
+        "QRSVC_INSTANCE_PATH": str(tmp_path / "served"),
+        "QRSVC_PLANS": '{"free": {"requests_per_minute": 30, "codes_per_month": 1000}}',
+        "QRSVC_PUBLIC_RATE_LIMIT": "30/minute",
+    }
+    if storage == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        env["QRSVC_RATELIMIT_STORAGE_URL"] = redis_url
+        if not keyed:  # the loopback address's bucket outlives a test in a shared Redis
+            import redis
+
+            connection = redis.Redis.from_url(redis_url)
+            for name in connection.scan_iter("LIMITS:*ip:127.0.0.1*"):
+                connection.delete(name)
+            connection.close()
+    server = serve(env, workers=2)
+    # Renders slow enough to overlap, so both workers answer; distinct sizes defeat the render cache.
+    if keyed:
+        headers = {"Authorization": f"Bearer {make_key('exact', plan='free')}", "Connection": "close"}
+        path, expected = "/v1/qr/generate?data=exact&format=jpeg&size={size}", "exact"
+    else:
+        owner = {"Authorization": f"Bearer {make_key('owner', plan='free')}"}
+        code = requests.post(
+            f"{server.url}/v1/qr/generate", json={"data": "public"}, headers=owner, timeout=60
+        )
+        headers = {"Connection": "close"}
+        path, expected = f"/v1/qr/{code.headers['X-QR-Id']}.jpeg?size={{size}}", "public"
+
+    def call(i: int) -> requests.Response:
+        return requests.get(server.url + path.format(size=1024 - i), headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(call, range(50)))
+    passed = [r for r in responses if r.status_code != 429]
+    assert len(passed) == 30, [r.status_code for r in responses]
+    assert {r.status_code for r in passed} == {200}
+    assert decode(passed[-1].content, "jpeg") == [expected]
+    remaining = sorted((int(r.headers["X-RateLimit-Remaining"]) for r in passed), reverse=True)
+    assert remaining == list(range(29, -1, -1))
+    assert all(r.headers["X-RateLimit-Remaining"] == "0" for r in responses if r.status_code == 429)
+    pids = {line.split()[-1] for line in server.log.read_text().splitlines() if '"GET /v1/qr/' in line}
+    assert len(pids) == 2, server.log.read_text()
+
+
+def test_the_default_storage_is_a_moving_window_shared_by_processes(tmp_path) -> None:
+    """Two storages on one file (as two workers have) count into one window, which moves."""
+    from limits import RateLimitItemPerSecond
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    from qrsvc.ratelimit_storage import SQLiteStorage, storage_url
+
+    url = storage_url(tmp_path / "instance" / "ratelimits.sqlite3")
+    first, second = storage_from_string(url), storage_from_string(url)
+    assert isinstance(first, SQLiteStorage)
+    one, other = MovingWindowRateLimiter(first), MovingWindowRateLimiter(second)
+    limit = RateLimitItemPerSecond(5, 2)  # 5 per 2 seconds
+    assert one.hit(limit, "k") and other.hit(limit, "k", cost=3)
+    # Each worker reports the window as its own last hit left it; a fresh reader sees both.
+    assert one.get_window_stats(limit, "k").remaining == 4
+    assert other.get_window_stats(limit, "k").remaining == 1
+    assert MovingWindowRateLimiter(storage_from_string(url)).get_window_stats(limit, "k").remaining == 1
+    assert not other.hit(limit, "k", cost=2)
+    assert one.hit(limit, "k")
+    assert not other.hit(limit, "k")
+    assert other.hit(limit, "other key")
+    stats = MovingWindowRateLimiter(storage_from_string(url)).get_window_stats(limit, "k")
+    assert stats.remaining == 0 and 0 < stats.reset_time - time.time() <= 2
+    time.sleep(2.1)
+    assert other.hit(limit, "k", cost=5)
+    first.clear(limit.key_for("k"))
+    assert one.hit(limit, "k", cost=5)
+    assert first.incr("counter", 10) == 1 and second.incr("counter", 10, amount=2) == 3
+    assert first.get("counter") == 3 and first.check()
