@@ -79,6 +79,22 @@ def address_lines(address: dict[str, str] | None) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
+def _printable(text: str, limit: int) -> str:
+    return "".join(char if char.isprintable() else "\ufffd" for char in text)[:limit]
+
+
+def _made_printable(fields: OrderFields) -> OrderFields:
+    """A store's paid order keeps its free text, made printable: refusing it would lose the order.
+
+    The name falls back to the (printable) address when the platform sent none.
+    """
+    name = _printable(fields.customer_name, 200).strip() or _printable(fields.customer_email, 200).strip()
+    address = {key: _printable(value, 200) for key, value in (fields.shipping_address or {}).items()}
+    return replace(
+        fields, customer_name=name or "customer", shipping_address=address or fields.shipping_address
+    )
+
+
 def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipient | emails.AddressError]:
     """Refuse what cannot be stored; returns the fields to store and the customer's mailbox.
 
@@ -86,6 +102,8 @@ def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipi
     a bad one is a 400 (the caller can fix it); an order from a store's webhook has been paid
     for, so it is stored with its address made printable, and its email is `failed`.
     """
+    if source != "api":
+        fields = _made_printable(fields)
     for name, value, limit in (
         ("order_number", fields.order_number, 64),
         ("customer.name", fields.customer_name, 200),
@@ -102,8 +120,7 @@ def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipi
             raise ApiError(
                 400, "invalid_parameter", f"customer.email is not an email address: {exc}", "customer.email"
             ) from None
-        printable = "".join(char if char.isprintable() else "\ufffd" for char in fields.customer_email)
-        fields = replace(fields, customer_email=printable[:320])
+        fields = replace(fields, customer_email=_printable(fields.customer_email, 320))
         recipient = exc
     if not fields.items:
         raise ApiError(400, "invalid_parameter", "an order needs at least one item", "items")

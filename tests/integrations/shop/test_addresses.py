@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import json
 from email.message import EmailMessage
 
 import pytest
@@ -213,3 +214,28 @@ def test_without_smtp_an_international_address_is_stored_and_disabled(client, au
     assert (order["customer"]["email"], order["email"]["status"]) == ("ü@müller.de", "disabled")
     eml = client.get(f"/v1/shop/orders/{order['id']}/confirmation.eml", headers=auth)
     assert email.utils.parseaddr(parse_message(eml.data)["To"])[1] == "ü@xn--mller-kva.de"
+
+
+@pytest.mark.parametrize(
+    "billing",
+    [
+        pytest.param({"first_name": "", "last_name": ""}, id="no-name"),
+        pytest.param({"first_name": "Ada\r\nX-Injected: 1", "last_name": "Lovelace\x00"}, id="control-name"),
+    ],
+)
+def test_webhook_orders_without_a_usable_name_are_kept_too(
+    client, owner, runner, mail_server, billing
+) -> None:
+    """With no name the address stands in for it: a hostile address must not refuse the paid order."""
+    from tests.integrations.shop.test_webhooks import payload
+
+    body = payload("woocommerce_order")
+    body["billing"] = {**body["billing"], **billing, "email": "ada@example.com\r\nBcc: victim@example.org"}
+    body["shipping"] = {**body["shipping"], "address_1": "Main St 1\nBack door"}
+    response = woocommerce(client, "orders", json.dumps(body).encode())
+    assert response.status_code == 200, response.get_json()
+    (order,) = client.get("/v1/shop/orders", headers=owner).get_json()["items"]
+    assert order["customer"]["name"].isprintable() and order["customer"]["name"].strip()
+    assert all(value.isprintable() for value in order["shipping_address"].values())
+    assert order["email"]["status"] == "failed"
+    assert mail_server.messages == []
