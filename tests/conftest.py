@@ -6,6 +6,7 @@ are set (CI sets both); tests that need them are reported as skipped otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -90,10 +91,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'qrsvc.sqlite3'}"
         return
+    with postgres_schema("qrsvc_test") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A URL for a throwaway PostgreSQL schema, dropped afterwards; skips without PostgreSQL."""
     base = os.environ.get("QRSVC_TEST_DATABASE_URL")
     if not base:
         pytest.skip("PostgreSQL: QRSVC_TEST_DATABASE_URL is not set")
-    schema = f"qrsvc_test_{secrets.token_hex(4)}"
+    schema = f"{prefix}_{secrets.token_hex(4)}"
     engine = sa.create_engine(base)
     with engine.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

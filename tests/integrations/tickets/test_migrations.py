@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import _postgres_schema_url, make_app
+from tests.conftest import make_app, postgres_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,19 +19,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
         return
-    base = os.environ.get("QRSVC_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("PostgreSQL: QRSVC_TEST_DATABASE_URL is not set")
-    schema = f"qrsvc_mig_{secrets.token_hex(4)}"
-    engine = sa.create_engine(base)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _postgres_schema_url(base, schema)
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    with postgres_schema("qrsvc_mig") as url:
+        yield url
 
 
 def _alembic(app: Any, command_name: str, revision: str) -> None:
