@@ -50,6 +50,10 @@ def _encode_zxing(data: str, error_correction: str, min_version: int | None) -> 
 
     def create(version: int | None) -> zxingcpp.Barcode:
         options: dict[str, object] = {"ec_level": error_correction}
+        if not data.isascii():
+            # Without an ECI, zint writes Latin-1 text as ISO-8859-1 bytes, which decoders
+            # guess at: ten "é" read back as Shift_JIS kanji. ECI 26 says "UTF-8" outright.
+            options["eci"] = UTF8_ECI
         if version is not None:
             options["version"] = version
         return zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode, **options)
@@ -70,6 +74,9 @@ def _encode_zxing(data: str, error_correction: str, min_version: int | None) -> 
     modules = image.tobytes().translate(_ZXING_TO_MODULES)
     return Symbol(version=(width - 17) // 4, error_correction=error_correction, modules=modules)
 
+
+#: The Extended Channel Interpretation number of UTF-8 (AIM ECI specification).
+UTF8_ECI = 26
 
 _ZXING_TO_MODULES = bytes([1] + [0] * 255)
 

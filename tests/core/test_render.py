@@ -8,6 +8,8 @@ import re
 
 import pypdfium2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from qrsvc.qr import (
@@ -34,6 +36,9 @@ DATA = {
     "long_url": "https://www.example.com/product/12345?" + "&".join(f"utm_{i}=value{i}" for i in range(30)),
     "accents": "Crème brûlée à São Paulo — Ærøskøbing, naïve café",
     "cjk": "日本語のテキスト・中文字符・한국어",
+    # Latin-1 bytes without an ECI that a decoder reads as Shift_JIS ("鳬鳬鳬鳬鳬").
+    "latin1_run": "é" * 10,
+    "latin1_words": "Grüße aus Köln, ça va? Ñandú",
     "emoji": "🎟️ Admit one 🎉 ✓ 👩🏽‍💻",
     "binaryish": "\x00\x01\x02\x1f\x7f\x80\xff tab\there\r\nline",
 }
@@ -59,6 +64,12 @@ def test_text_round_trips_exactly(name: str, engine: str) -> None:
     for level in LEVELS:
         content = render(encode(data, level, engine=engine), "png", Style(size=600))
         assert decode(content) == [data], level
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60))
+def test_any_text_round_trips_with_the_default_engine(data: str) -> None:
+    assert decode(render(encode(data, "M"), "png", Style(size=600))) == [data]
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
