@@ -7,12 +7,13 @@ import re
 import uuid
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from qrsvc.errors import ApiError
 from qrsvc.fields import list_fields, parse_object
+from qrsvc.links import public_url as public_url  # the integrations' old import: use qrsvc.toolkit
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)
@@ -56,12 +57,6 @@ def parse_query(schema: type[S]) -> S:
 
 #: Where a key may travel besides the headers (`?api_key=`): never an unknown parameter.
 _CREDENTIALS = frozenset({"api_key"})
-
-
-def public_url(path: str) -> str:
-    """An absolute URL for `path` on the configured public origin (or the request's own)."""
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
 
 
 def wants_json() -> bool:
@@ -203,7 +198,6 @@ __all__ = [
     "make_logs_safe",
     "parse_body",
     "parse_query",
-    "public_url",
     "read_json_object",
     "register_error_handlers",
     "redact",
