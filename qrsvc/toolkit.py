@@ -34,6 +34,7 @@ from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.options import QrOptions, check_options
+from qrsvc.pagination import Page, paginate
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "ApiError",
     "DataTooLongError",
     "NotFoundError",
+    "Page",
     "Parser",
     "QrOptions",
     "Setting",
@@ -71,6 +73,7 @@ __all__ = [
     "now",
     "nullable",
     "number",
+    "paginate",
     "parse_body",
     "parse_object",
     "parse_query",
