@@ -34,6 +34,8 @@ from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.options import QrOptions, check_options
+from qrsvc.pagination import Page, paginate
+from qrsvc.pdf import html_to_pdf, resource_url
 from qrsvc.printing import (
     MIN_MODULE_MM,
     MM_PER_INCH,
@@ -68,6 +70,7 @@ __all__ = [
     "DataTooLongError",
     "DrawnCode",
     "NotFoundError",
+    "Page",
     "Parser",
     "PlacedCode",
     "PrintCost",
@@ -92,6 +95,7 @@ __all__ = [
     "find_layout",
     "get_code",
     "given_fields",
+    "html_to_pdf",
     "image_url",
     "images_base",
     "insert",
@@ -105,6 +109,7 @@ __all__ = [
     "now",
     "nullable",
     "number",
+    "paginate",
     "parse_body",
     "parse_object",
     "parse_query",
@@ -114,6 +119,7 @@ __all__ = [
     "register_job",
     "render",
     "require_key",
+    "resource_url",
     "sheets",
     "text",
 ]
