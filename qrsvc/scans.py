@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 import threading
@@ -126,7 +127,8 @@ def visitor(salt: bytes, code_id: str, address: str, user_agent: str) -> str:
 
 
 def referrer_host(referrer: str | None) -> str | None:
-    """Only the host of an http(s) referrer: paths and queries can carry personal data."""
+    """Only the name of an http(s) referrer's host: paths and queries can carry personal data,
+    and an address for a host may be the visitor's own (a page on their network)."""
     if not referrer:
         return None
     try:
@@ -136,7 +138,11 @@ def referrer_host(referrer: str | None) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host or not _HOST.fullmatch(host):
         return None
-    return host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None
 
 
 def country_of(value: str | None) -> str | None:
@@ -221,13 +227,13 @@ def _midnight(day: date) -> datetime:
 
 
 def window(start: date | datetime | None, end: date | datetime | None) -> Window:
-    """[start, end) from what was asked: a day as `to` includes that day; by default the last 30 days."""
+    """[start, end) as asked; a day as `to` includes that day; by default the 30 days to the end of today."""
     if end is None:
-        end = clock.now()
-    elif not isinstance(end, datetime):
+        end = clock.now().date()
+    if not isinstance(end, datetime):
         end = _midnight(end + timedelta(days=1))
     if start is None:
-        start = _midnight(end.date() - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+        start = end - timedelta(days=DEFAULT_RANGE_DAYS)
     elif not isinstance(start, datetime):
         start = _midnight(start)
     if start >= end:
