@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc import batch, codes, idempotency, usage
+from qrsvc import batch, codes, dynamic, idempotency, scans, usage
 from qrsvc.auth import current_key, plan_of, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
-from qrsvc.extensions import limiter
+from qrsvc.extensions import db, limiter
 from qrsvc.http import read_json_object, wants_json, wants_zip
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, choice, integer, parse_fields, parse_options, text
+from qrsvc.options import Bounds, Spec, boolean, choice, integer, parse_fields, parse_options, text
 from qrsvc.qr import CONTENT_TYPES, FORMATS
 
 bp = Blueprint("qr", __name__, url_prefix="/v1")
@@ -28,12 +29,17 @@ def _bounds() -> Bounds:
 
 
 def generate_spec() -> Spec:
-    """Fields of /v1/qr/generate: the QR options plus `response`."""
-    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json"))})
+    """Fields of /v1/qr/generate: the QR options plus `response` and `dynamic`."""
+    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json")), "dynamic": boolean})
 
 
-def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
-    """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI."""
+def code_json(
+    code: QrCode, image: codes.Image | None = None, counts: scans.Counts | None = None
+) -> dict[str, Any]:
+    """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI.
+
+    A dynamic code adds its `dynamic` object, with `scans` when `counts` are given.
+    """
     stored = code.options
     body: dict[str, Any] = {
         "success": True,
@@ -49,6 +55,8 @@ def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
         "created_at": isoformat(code.created_at),
         "image_url": image_url(code),
     }
+    if code.dynamic is not None:
+        body["dynamic"] = dynamic.describe(code, counts.to_dict() if counts else None)
     if image is not None:
         uri = data_uri(image.content, CONTENT_TYPES[image.options.format])
         body["image_base64"] = uri.partition(",")[2]
@@ -71,10 +79,14 @@ def _generate(source: dict[str, Any], from_query: bool) -> Response | tuple[Resp
     options, extras = parse_options(source, generate_spec(), from_query=from_query)
     key = current_key()
     engine = current_app.config["ENGINE"]
-    code, image = codes.generate(key, plan_of(key), options, engine)
+    if extras.get("dynamic"):
+        ((code, image),) = dynamic.make_dynamic_images(key, plan_of(key), [options.data], options, engine)
+        db.session.commit()  # TODO(toolkit): @transactional
+    else:
+        code, image = codes.generate(key, plan_of(key), options, engine)
     if extras.get("response") == "json" or ("response" not in extras and wants_json()):
         return jsonify(code_json(code, image))
-    return image_response(image, codes.image_etag(options, engine), "private, max-age=86400", code)
+    return image_response(image, codes.image_etag(image.options, engine), "private, max-age=86400", code)
 
 
 @bp.post("/qr/generate")
@@ -135,7 +147,58 @@ def _batch_response(output: batch.BatchOutput) -> Response:
 @require_key("qr:read")
 def get_code(code_id: str) -> Response:
     parse_fields(request.args.to_dict(), Spec(qr_fields=False))
-    return jsonify(code_json(codes.get_code(current_key(), code_id)))
+    scans.flush()  # this worker's waiting scans count too
+    code = codes.get_code(current_key(), code_id)
+    return jsonify(code_json(code, counts=scans.counts(code.id) if code.dynamic else None))
+
+
+@bp.patch("/qr/<code_id>")
+@require_key("qr:write")
+def change_code(code_id: str) -> Response:
+    """A dynamic code's target, `disabled` or `expires_at`; the printed image stays the same."""
+    spec = Spec(
+        extra={"target": text, "disabled": boolean, "expires_at": dynamic.parse_moment},
+        qr_fields=False,
+        ignored=frozenset(),
+    )
+    changes = parse_fields(read_json_object(), spec)
+    scans.flush()  # before this request writes: SQLite has one writer
+    code = dynamic.change(current_key(), code_id, changes)
+    db.session.commit()  # TODO(toolkit): @transactional
+    return jsonify(code_json(code, counts=scans.counts(code.id)))
+
+
+@bp.get("/qr/<code_id>/scans")
+@require_key("qr:read")
+def code_scans(code_id: str) -> Response:
+    """A dynamic code's scans over a bounded time range, per day, device, referrer, browser or country."""
+    spec = Spec(
+        extra={
+            "from": scans.parse_bound,
+            "to": scans.parse_bound,
+            "group": choice(tuple(scans.GROUPS)),
+        },
+        qr_fields=False,
+    )
+    params = parse_fields(request.args.to_dict(), spec, from_query=True)
+    scans.flush()
+    window = scans.window(
+        cast("date | datetime | None", params.get("from")), cast("date | datetime | None", params.get("to"))
+    )
+    code = codes.get_code(current_key(), code_id)
+    if code.dynamic is None:
+        raise dynamic.not_dynamic(code_id)
+    group = str(params.get("group", "day"))
+    return jsonify(
+        {
+            "success": True,
+            "id": code.id,
+            "group": group,
+            "from": isoformat(window.start),
+            "to": isoformat(window.end),
+            "items": scans.series(code.id, window.start, window.end, group),
+        }
+    )
 
 
 @bp.get("/qr/<code_id>.<ext>")

@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO, Any
 
-from qrsvc import clock, codes, idempotency
+from qrsvc import clock, codes, dynamic, idempotency
 from qrsvc.codes import Image
 from qrsvc.config import Plan
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.options import Bounds, QrOptions, Spec, build_options, choice, parse_fields, text
+from qrsvc.options import Bounds, QrOptions, Spec, boolean, build_options, choice, parse_fields, text
 
 #: `response` values: base64 images and URLs, URLs only, or a ZIP archive.
 RESPONSE_FORMS = ("json", "url", "zip")
@@ -55,6 +55,8 @@ class BatchItem:
     filename: str | None
     options: QrOptions | None = None
     error: ApiError | None = None
+    #: A dynamic code: `options.data` is its target until `_run` gives it a short URL.
+    dynamic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +116,13 @@ def parse_batch(
         if name in top:
             raise ApiError(400, "unknown_parameter", f"{name} belongs in each item, not beside items", name)
     defaults = parse_fields(
-        top, Spec(bounds=bounds, extra={"response": choice(RESPONSE_FORMS)}, ignored=frozenset())
+        top,
+        Spec(
+            bounds=bounds, extra={"response": choice(RESPONSE_FORMS), "dynamic": boolean}, ignored=frozenset()
+        ),
     )
     response = str(defaults.pop("response", "zip" if zip_accepted else "json"))
-    item_spec = Spec(bounds=bounds, extra={"filename": text}, ignored=frozenset())
+    item_spec = Spec(bounds=bounds, extra={"filename": text, "dynamic": boolean}, ignored=frozenset())
     items = [_parse_item(index, raw, defaults, item_spec) for index, raw in enumerate(raw_items)]
     pixels = sum(item.options.size**2 for item in items if item.options is not None)
     if max_pixels is not None and pixels > max_pixels:
@@ -145,9 +150,12 @@ def _parse_item(index: int, raw: object, defaults: Mapping[str, object], spec: S
                 400, "invalid_parameter", f"filename is longer than {MAX_FILENAME} characters", "filename"
             )
         options = build_options({**defaults, **values})
+        is_dynamic = bool({**defaults, **values}.get("dynamic", False))
+        if is_dynamic:
+            dynamic.check_target(options.data, "data")
     except ApiError as error:
         return BatchItem(index, data, filename, error=error)
-    return BatchItem(index, data, filename, options=options)
+    return BatchItem(index, data, filename, options=options, dynamic=is_dynamic)
 
 
 class _Body:
@@ -277,9 +285,22 @@ def _run(
     when: datetime,
     claim: idempotency.Claim | None,
 ) -> tuple[list[Outcome], int]:
-    """Render every good item into `body`, then store the drawn codes (uncommitted)."""
+    """Render every good item into `body`, then store the drawn codes (uncommitted).
+
+    A dynamic item is drawn with a fresh short URL and keeps its `data` as the target.
+    """
     good = [item for item in request.items if item.options is not None]
-    stream = codes.ImageStream([item.options for item in good if item.options is not None], engine)
+    targets = [item.options.data for item in good if item.dynamic and item.options is not None]
+    planned = iter(dynamic.plan_codes(targets))
+    plans = {item.index: next(planned) for item in good if item.dynamic}
+    stream = codes.ImageStream(
+        [
+            replace(item.options, data=plans[item.index].short_url) if item.dynamic else item.options
+            for item in good
+            if item.options is not None
+        ],
+        engine,
+    )
     drawn: list[tuple[BatchItem, Image]] = []
     errors: dict[int, ApiError] = {}
     for item, result in zip(good, stream, strict=True):
@@ -290,8 +311,16 @@ def _run(
             continue
         body.add(item, result, when)
         drawn.append((item, replace(result, content=b"")))  # the bytes are in the body now
-    stored = codes.store_codes(owner, plan, [image for _item, image in drawn], commit=False)
+    stored = codes.store_codes(
+        owner,
+        plan,
+        [image for _item, image in drawn],
+        commit=False,
+        data=[plans[item.index].target if item.dynamic else image.options.data for item, image in drawn],
+    )
     by_index = {item.index: code for (item, _image), code in zip(drawn, stored, strict=True)}
+    made = [(by_index[item.index], plans[item.index]) for item, _image in drawn if item.dynamic]
+    dynamic.attach([code for code, _planned in made], [planned for _code, planned in made])
     outcomes = [
         Outcome(item, code=by_index.get(item.index), error=errors.get(item.index, item.error))
         for item in request.items
@@ -356,6 +385,8 @@ def item_json(
     }
     if item.filename is not None:
         body["filename"] = item.filename
+    if code.dynamic is not None:
+        body["dynamic"] = dynamic.describe(code)
     if image is not None:
         body["image_base64"] = base64.b64encode(image).decode()
     return body

@@ -223,11 +223,19 @@ def _insert_codes() -> Any:
     )
 
 
-def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image], *, commit: bool = True) -> list[QrCode]:
+def store_codes(
+    owner: ApiKey,
+    plan: Plan,
+    images: Sequence[Image],
+    *,
+    commit: bool = True,
+    data: Sequence[str] | None = None,
+) -> list[QrCode]:
     """Store one record per image (identical requests share one) and count them, in one transaction.
 
     With `commit=False` the caller owns the transaction: an integration stores the code
-    together with the record that carries it, and a rollback undoes both.
+    together with the record that carries it, and a rollback undoes both. `data` is what
+    each record keeps when that is not what its image encodes (a dynamic code's target).
     """
     if not images:
         return []
@@ -239,12 +247,14 @@ def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image], *, commit: b
             "id": new_code_id(),
             "owner_id": owner.id,
             "content_hash": content_hash,
-            "data": image.options.data,
+            "data": kept,
             "options": image.options.stored(),
             "version": image.symbol.version,
             "created_at": now,
         }
-        for content_hash, image in zip(hashes, images, strict=True)
+        for content_hash, image, kept in zip(
+            hashes, images, data or [image.options.data for image in images], strict=True
+        )
     }
     # One statement, many parameter sets: SQLAlchemy batches them ("insertmanyvalues").
     inserted = set(db.session.scalars(_insert_codes(), list(rows.values())))
@@ -299,7 +309,7 @@ def stored_options(code: QrCode, changes: Mapping[str, object] | None = None) ->
     """A stored code's options, with allowed display changes (format, size, colours) applied."""
     from qrsvc.options import build_options
 
-    base = QrOptions.from_stored(code.data, code.options)
+    base = QrOptions.from_stored(code.encoded, code.options)
     return build_options(changes or {}, base=base)
 
 

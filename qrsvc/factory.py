@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from qrsvc import auth, codes, config, db, http, jobs
+from qrsvc import auth, codes, config, db, http, jobs, scans
 from qrsvc.extensions import limiter
 from qrsvc.http import register_error_handlers
 from qrsvc.ratelimit_storage import limiter_storage_uri
@@ -49,6 +49,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     codes.init_app(app)
     jobs.init_app(app)
+    scans.init_app(app)
     # Identify the caller before flask-limiter's own before_request counts the request.
     app.before_request(auth.identify_request)
     # after_request hooks run in reverse order: this one sees the limiter's headers.
@@ -76,8 +77,10 @@ def _retry_after_only_when_refused(response: Response) -> Response:
 
 def register_blueprints(app: Flask) -> None:
     from qrsvc.api import bp
+    from qrsvc.redirects import bp as redirects
 
     app.register_blueprint(bp)
+    app.register_blueprint(redirects)
 
     @app.get("/healthz")
     def healthz() -> Any:

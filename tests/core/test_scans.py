@@ -1,0 +1,256 @@
+"""Scan analytics: unique visitors without IP addresses, daily salts, series, and what a scan keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.core.test_dynamic import IPHONE, make, path_of, scans_of
+
+ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+CLIENT_IP = "203.0.113.77"
+
+
+def scan(client: Any, code: dict[str, Any], ip: str = CLIENT_IP, agent: str = IPHONE, **headers: str) -> None:
+    response = client.get(
+        path_of(code), headers={"User-Agent": agent, **headers}, environ_base={"REMOTE_ADDR": ip}
+    )
+    assert response.status_code == 302
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+    """Set the one clock (`qrsvc.clock.now`) to a moment."""
+    from qrsvc import clock
+
+    def freeze(moment: datetime) -> None:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    return freeze
+
+
+def test_unique_counts_visitors_by_address_and_user_agent(client, auth) -> None:
+    code = make(client, auth)
+    scan(client, code)
+    scan(client, code)  # the same person again
+    scan(client, code, agent=ANDROID)  # another device behind the same address
+    scan(client, code, ip="198.51.100.9")  # another address
+    counts = scans_of(client, auth, code)
+    assert (counts["total"], counts["unique"]) == (4, 3)
+
+
+def test_one_person_is_a_different_visitor_on_each_code(app, client, auth) -> None:
+    from qrsvc.extensions import db
+    from qrsvc.models import Scan
+
+    first, second = make(client, auth), make(client, auth)
+    scan(client, first)
+    scan(client, second)
+    scans_of(client, auth, first)
+    with app.app_context():
+        visitors = db.session.scalars(sa.select(Scan.visitor)).all()
+    assert len(set(visitors)) == 2
+
+
+def test_the_salt_rotates_daily_and_the_worker_deletes_past_salts(app, client, auth, frozen, runner) -> None:
+    from qrsvc.extensions import db
+    from qrsvc.models import ScanSalt
+
+    day_one = datetime(2027, 3, 1, 23, 59, tzinfo=UTC)
+    frozen(day_one)
+    code = make(client, auth)
+    scan(client, code)
+    scan(client, code)
+    frozen(day_one + timedelta(minutes=2))  # past midnight: the same person, a new day
+    scan(client, code)
+    counts = scans_of(client, auth, code)
+    assert (counts["total"], counts["unique"]) == (3, 2)
+    assert counts["last_at"] == "2027-03-02T00:01:00Z"
+    series = client.get(
+        f"/v1/qr/{code['id']}/scans", query_string={"from": "2027-03-01", "to": "2027-03-02"}, headers=auth
+    ).get_json()["items"]
+    assert series == [
+        {"day": "2027-03-01", "total": 2, "unique": 1},
+        {"day": "2027-03-02", "total": 1, "unique": 1},
+    ]
+    with app.app_context():
+        assert len(db.session.scalars(sa.select(ScanSalt.day)).all()) == 2
+        db.session.remove()
+    result = runner.invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalars(sa.select(ScanSalt.day)).all() == [day_one.date() + timedelta(days=1)]
+    # Past hashes stay countable; today's salt goes on being used.
+    scan(client, code)
+    assert scans_of(client, auth, code)["unique"] == 2
+
+
+def test_no_table_holds_the_client_address(app, client, auth) -> None:
+    """Every table's every value after traffic from one address: the address is nowhere."""
+    from qrsvc.extensions import db
+
+    code = make(client, auth)
+    for agent in (IPHONE, ANDROID, "", "curl/8.5.0"):
+        scan(client, code, agent=agent, Referer=f"https://{CLIENT_IP}/?ip={CLIENT_IP}")
+    client.get("/r/AAAAAAAAAAAAA", environ_base={"REMOTE_ADDR": CLIENT_IP})
+    client.patch(f"/v1/qr/{code['id']}", json={"disabled": True}, headers=auth)
+    client.get(path_of(code), environ_base={"REMOTE_ADDR": CLIENT_IP})
+    assert scans_of(client, auth, code)["total"] == 4
+    dumped = []
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            for row in db.session.execute(sa.select(table)):
+                dumped.extend(str(value) for value in row)
+    text = "\n".join(dumped)
+    assert "ip=" not in text
+    for form in (CLIENT_IP, CLIENT_IP.replace(".", ""), "cb00714d"):  # dotted, digits, hex
+        assert form not in text
+
+
+def test_a_scan_keeps_browser_device_and_only_the_referrers_host(client, auth) -> None:
+    code = make(client, auth)
+    scan(client, code, Referer="https://News.Example.org/story?email=ada%40example.com#top")
+    scan(client, code, agent=ANDROID, Referer="android-app://com.google.android.gm/")
+    scan(client, code, agent="facebookexternalhit/1.1")
+
+    def grouped(group: str) -> list[dict[str, Any]]:
+        response = client.get(f"/v1/qr/{code['id']}/scans", query_string={"group": group}, headers=auth)
+        assert response.status_code == 200
+        assert response.get_json()["group"] == group
+        return response.get_json()["items"]
+
+    assert grouped("referrer") == [
+        {"referrer": None, "total": 2, "unique": 2},
+        {"referrer": "news.example.org", "total": 1, "unique": 1},
+    ]
+    assert {item["device"]: item["total"] for item in grouped("device")} == {"mobile": 2, "bot": 1}
+    assert {item["browser"]: item["total"] for item in grouped("browser")} == {
+        "Safari": 1,
+        "Chrome": 1,
+        "Bot": 1,
+    }
+    assert grouped("country") == [{"country": None, "total": 3, "unique": 3}]
+
+
+@pytest.mark.parametrize(
+    ("app_config", "sent", "kept"),
+    [
+        ({}, "DE", None),
+        ({"TRUSTED_COUNTRY_HEADER": "CF-IPCountry"}, "de", "DE"),
+        ({"TRUSTED_COUNTRY_HEADER": "CF-IPCountry"}, "XX", None),
+        ({"TRUSTED_COUNTRY_HEADER": "CF-IPCountry"}, "Germany", None),
+    ],
+)
+def test_a_country_is_kept_only_from_a_trusted_header(client, auth, sent, kept) -> None:
+    code = make(client, auth)
+    scan(client, code, **{"CF-IPCountry": sent})
+    items = client.get(f"/v1/qr/{code['id']}/scans?group=country", headers=auth).get_json()["items"]
+    assert items == [{"country": kept, "total": 1, "unique": 1}]
+
+
+def test_the_day_series_has_every_day_of_the_range(client, auth, frozen) -> None:
+    now = datetime(2027, 5, 10, 12, 0, tzinfo=UTC)
+    frozen(now - timedelta(days=3))
+    code = make(client, auth)
+    scan(client, code)
+    frozen(now)
+    scan(client, code)
+    scan(client, code, ip="198.51.100.1")
+    body = client.get(f"/v1/qr/{code['id']}/scans", headers=auth).get_json()
+    assert (body["from"], body["to"]) == ("2027-04-11T00:00:00Z", "2027-05-11T00:00:00Z")
+    days = body["items"]
+    assert len(days) == 30 and days[0]["day"] == "2027-04-11" and days[-1]["day"] == "2027-05-10"
+    assert {d["day"]: (d["total"], d["unique"]) for d in days if d["total"]} == {
+        "2027-05-07": (1, 1),
+        "2027-05-10": (2, 2),
+    }
+    hours = client.get(
+        f"/v1/qr/{code['id']}/scans",
+        query_string={"from": "2027-05-10T11:00:00Z", "to": "2027-05-10T13:00:00+00:00"},
+        headers=auth,
+    ).get_json()["items"]
+    assert hours == [{"day": "2027-05-10", "total": 2, "unique": 2}]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ({"from": "2026-01-01", "to": "2027-06-01"}, 400, "from"),
+        ({"from": "2027-02-01", "to": "2027-01-01"}, 400, "from"),
+        ({"from": "yesterday"}, 400, "from"),
+        ({"to": "2027-01-01T00:00:00"}, 400, "to"),
+        ({"group": "hour"}, 400, "group"),
+        ({"colour": "red"}, 400, "colour"),
+    ],
+)
+def test_the_series_range_and_group_are_checked(client, auth, query, status, field) -> None:
+    code = make(client, auth)
+    response = client.get(f"/v1/qr/{code['id']}/scans", query_string=query, headers=auth)
+    assert response.status_code == status
+    assert response.get_json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("agent", "browser", "device"),
+    [
+        (IPHONE, "Safari", "mobile"),
+        (ANDROID, "Chrome", "mobile"),
+        (
+            "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+            "Safari",
+            "tablet",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+            "Chrome",
+            "tablet",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 Chrome/121.0 Mobile Safari/537.36",
+            "Samsung Internet",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0",
+            "Edge",
+            "desktop",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0",
+            "Firefox",
+            "desktop",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0 Mobile/15E148 Safari/604.1",
+            "Chrome",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/21F90 Instagram 337.0",
+            "Instagram",
+            "mobile",
+        ),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Bot", "bot"),
+        ("curl/8.5.0", "Bot", "bot"),
+        ("", "Other", "other"),
+        ("\x00" * 10000, "Other", "other"),
+    ],
+)
+def test_user_agents_are_classified_coarsely(agent, browser, device) -> None:
+    from qrsvc.useragents import classify
+
+    found = classify(agent)
+    assert (found.browser, found.device) == (browser, device)
+
+
+def test_the_redirect_keeps_no_session_and_sets_no_cookie(client, auth) -> None:
+    code = make(client, auth)
+    response = client.get(path_of(code))
+    assert "Set-Cookie" not in response.headers
