@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Flask
 
-from integrations import shop, tickets
+from integrations import crm, shop, tickets
 from qrsvc import create_app
 
-INTEGRATIONS: tuple[Any, ...] = (tickets, shop)
+INTEGRATIONS: tuple[Any, ...] = (tickets, shop, crm)
 
 
 def create(overrides: Mapping[str, Any] | None = None) -> Flask:
