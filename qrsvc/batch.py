@@ -393,8 +393,16 @@ def item_json(
 
 
 def _unique_name(item: BatchItem, fmt: str, used: set[str]) -> str:
-    """A sanitised file name for the item's image, unique (regardless of case) among `used`."""
-    stem = safe_stem(item.filename, fmt) or f"qr-{item.index:04d}"
+    return unique_filename(item.filename, fmt, used, f"qr-{item.index:04d}")
+
+
+def unique_filename(filename: str | None, fmt: str, used: set[str], fallback: str) -> str:
+    """A safe file name (`safe_stem`, else `fallback`) with extension `fmt`, unique regardless of case.
+
+    `used` holds the case-folded names given so far in one archive and gains this one;
+    a taken name gets `-2`, `-3`, … before its extension.
+    """
+    stem = safe_stem(filename, fmt) or fallback
     name, number = f"{stem}.{fmt}", 2
     while name.casefold() in used:
         name, number = f"{stem}-{number}.{fmt}", number + 1
@@ -439,4 +447,5 @@ __all__ = [
     "iter_chunks",
     "parse_batch",
     "safe_stem",
+    "unique_filename",
 ]

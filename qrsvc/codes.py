@@ -313,6 +313,14 @@ def stored_options(code: QrCode, changes: Mapping[str, object] | None = None) ->
     return build_options(changes or {}, base=base)
 
 
+def images_of(stored: Sequence[QrCode], fmt: str | None = None, engine: str | None = None) -> ImageStream:
+    """The images of stored codes (as `fmt`, else as stored), in order, through the render cache
+    and pool a slice at a time: what an export writes out one by one."""
+    changes = {"format": fmt} if fmt else None
+    chosen: str = engine or current_app.config["ENGINE"]
+    return ImageStream([stored_options(code, changes) for code in stored], chosen)
+
+
 def list_codes(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[QrCode]:
     """The owner's codes, newest first; `cursor` continues after the last page's final item."""
     query = sa.select(QrCode).where(QrCode.owner_id == owner.id)
@@ -337,6 +345,7 @@ __all__ = [
     "generate",
     "get_code",
     "image_etag",
+    "images_of",
     "list_codes",
     "init_app",
     "make_image",

@@ -23,6 +23,7 @@ from flask import current_app, request
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qrsvc import clock, codes
+from qrsvc.auth import plan_of
 from qrsvc.codes import Image
 from qrsvc.config import Plan
 from qrsvc.errors import ApiError
@@ -174,16 +175,16 @@ def make_dynamic_images(
 
 
 def make_dynamic_codes(
-    owner: ApiKey,
-    plan: Plan,
-    targets: Sequence[str],
-    template: QrOptions,
-    engine: str,
-    *,
-    base: str | None = None,
+    owner: ApiKey, targets: Sequence[str], template: QrOptions, *, base: str | None = None
 ) -> list[QrCode]:
-    """One new dynamic code per target (each code's `dynamic.short_url` is what it prints)."""
-    return [code for code, _image in make_dynamic_images(owner, plan, targets, template, engine, base=base)]
+    """One new dynamic code per target, in one batch, on the owner's plan with the app's engine.
+
+    What integrations call (through the toolkit): each code's `dynamic.short_url` is what
+    it prints. Flushed, never committed.
+    """
+    engine: str = current_app.config["ENGINE"]
+    made = make_dynamic_images(owner, plan_of(owner), targets, template, engine, base=base)
+    return [code for code, _image in made]
 
 
 @dataclass(frozen=True, slots=True)

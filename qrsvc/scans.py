@@ -192,13 +192,39 @@ class Counts:
         }
 
 
-def counts(code_id: str) -> Counts:
-    """Every scan of a code: how many, by how many visitors, and the last one's time."""
+#: What a count is over: one code's id, or a query selecting code ids (a campaign's codes, say).
+Codes = str | sa.Select[tuple[str]]
+
+
+def _of(codes: Codes) -> sa.ColumnElement[bool]:
+    return Scan.code_id == codes if isinstance(codes, str) else Scan.code_id.in_(codes)
+
+
+def counts(codes: Codes) -> Counts:
+    """Every scan of a code (or of a set of codes): how many, by how many visitors, the last one's time."""
     query = sa.select(
         sa.func.count(), sa.func.count(sa.distinct(Scan.visitor)), sa.func.max(Scan.scanned_at)
-    ).where(Scan.code_id == code_id)
+    ).where(_of(codes))
     total, unique, last_at = db.session.execute(query).one()
     return Counts(int(total), int(unique), last_at)
+
+
+def counts_by_code(codes: Codes) -> dict[str, Counts]:
+    """`counts` of each code in one query; a code never scanned is absent."""
+    query = (
+        sa.select(
+            Scan.code_id,
+            sa.func.count(),
+            sa.func.count(sa.distinct(Scan.visitor)),
+            sa.func.max(Scan.scanned_at),
+        )
+        .where(_of(codes))
+        .group_by(Scan.code_id)
+    )
+    return {
+        code_id: Counts(int(total), int(unique), last_at)
+        for code_id, total, unique, last_at in db.session.execute(query)
+    }
 
 
 #: The longest time range one series may cover, and the range when none is given.
@@ -258,13 +284,14 @@ GROUPS = {
 }
 
 
-def series(code_id: str, start: datetime, end: datetime, group: str) -> list[dict[str, Any]]:
-    """Scans in [start, end) per `group` value: days in order (every day, zeros too), others by count."""
+def series(codes: Codes, start: datetime, end: datetime, group: str) -> list[dict[str, Any]]:
+    """Scans of a code (or a set) in [start, end) per `group` value: days in order (every day,
+    zeros too), others by count."""
     column = GROUPS[group]
     total, unique = sa.func.count(), sa.func.count(sa.distinct(Scan.visitor))
     query = (
         sa.select(column, total, unique)
-        .where(Scan.code_id == code_id, Scan.scanned_at >= start, Scan.scanned_at < end)
+        .where(_of(codes), Scan.scanned_at >= start, Scan.scanned_at < end)
         .group_by(column)
     )
     found = {value: (int(t), int(u)) for value, t, u in db.session.execute(query)}
@@ -285,10 +312,12 @@ __all__ = [
     "GROUPS",
     "MAX_RANGE_DAYS",
     "SETTINGS",
+    "Codes",
     "Counts",
     "Window",
     "country_of",
     "counts",
+    "counts_by_code",
     "flush",
     "parse_bound",
     "init_app",

@@ -8,10 +8,12 @@ modules, so the core can change shape behind them (`lint-imports` holds the line
 from __future__ import annotations
 
 from qrsvc.auth import current_key, require_key
+from qrsvc.batch import unique_filename
 from qrsvc.clock import isoformat, now
-from qrsvc.codes import find_codes, get_code
+from qrsvc.codes import find_codes, get_code, images_of
 from qrsvc.config import Setting, apply_settings
 from qrsvc.db import add_migrations, insert
+from qrsvc.dynamic import check_target, make_dynamic_codes
 from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.fields import (
     UNSET,
@@ -56,6 +58,12 @@ from qrsvc.printing import (
     sheets,
 )
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
+from qrsvc.scans import Counts as ScanCounts
+from qrsvc.scans import counts as scan_counts
+from qrsvc.scans import counts_by_code as scan_counts_by_code
+from qrsvc.scans import flush as flush_scans
+from qrsvc.scans import series as scan_series
+from qrsvc.scans import window as scan_window
 
 __all__ = [
     "ENGINES",
@@ -76,6 +84,7 @@ __all__ = [
     "PrintCost",
     "PrintLimits",
     "QrOptions",
+    "ScanCounts",
     "Setting",
     "SheetLayout",
     "Style",
@@ -85,6 +94,7 @@ __all__ = [
     "boolean",
     "check_cost",
     "check_options",
+    "check_target",
     "choice",
     "code_pixels",
     "current_key",
@@ -93,17 +103,20 @@ __all__ = [
     "encode",
     "find_codes",
     "find_layout",
+    "flush_scans",
     "get_code",
     "given_fields",
     "html_to_pdf",
     "image_url",
     "images_base",
+    "images_of",
     "insert",
     "integer",
     "invalid",
     "iso_datetime",
     "isoformat",
     "list_of",
+    "make_dynamic_codes",
     "module_dots",
     "nested",
     "now",
@@ -120,6 +133,11 @@ __all__ = [
     "render",
     "require_key",
     "resource_url",
+    "scan_counts",
+    "scan_counts_by_code",
+    "scan_series",
+    "scan_window",
     "sheets",
     "text",
+    "unique_filename",
 ]
