@@ -193,7 +193,7 @@ class Counts:
 
 
 #: What a count is over: one code's id, or a query selecting code ids (a campaign's codes, say).
-Codes = str | sa.Select[tuple[str]]
+Codes = str | sa.Select[str]
 
 
 def _of(codes: Codes) -> sa.ColumnElement[bool]:

@@ -8,7 +8,7 @@ modules, so the core can change shape behind them (`lint-imports` holds the line
 from __future__ import annotations
 
 from qrsvc.auth import current_key, require_key
-from qrsvc.batch import unique_filename
+from qrsvc.batch import iter_chunks, unique_filename
 from qrsvc.clock import isoformat, now
 from qrsvc.codes import find_codes, get_code, images_of
 from qrsvc.config import Setting, apply_settings
@@ -115,6 +115,7 @@ __all__ = [
     "invalid",
     "iso_datetime",
     "isoformat",
+    "iter_chunks",
     "list_of",
     "make_dynamic_codes",
     "module_dots",

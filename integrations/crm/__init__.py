@@ -19,6 +19,12 @@ SETTINGS = (
         "CRM_IMPORT_MAX_ROWS", 1000, int, "most rows one contacts CSV import may hold (413 too_many_rows)"
     ),
     Setting("CRM_MAX_CARDS", 200, int, "most business cards in one PDF (413 too_many_cards)"),
+    Setting(
+        "CRM_CAMPAIGN_MAX_CODES",
+        1000,
+        int,
+        "most contacts one request makes campaign codes for (413 too_many_contacts)",
+    ),
 )
 
 

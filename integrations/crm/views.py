@@ -6,7 +6,7 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from integrations.crm import cards, contacts, importing
+from integrations.crm import campaign_views, cards, contacts, importing
 from integrations.crm.schemas import CardsIn, ContactIn, ContactPatch, ContactQuery, ImportQuery, ListQuery
 from integrations.crm.shapes import contact_json, import_json
 from integrations.crm.vcards import vcard
@@ -24,6 +24,7 @@ from qrsvc.toolkit import (
 __all__ = ["bp"]
 
 bp = Blueprint("crm", __name__, url_prefix="/v1/crm")
+bp.register_blueprint(campaign_views.bp)
 
 SCOPE = "crm"
 _EXTERNAL_ID = text(128, allow_blank=False, allow_controls=False)
