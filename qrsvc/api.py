@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -13,7 +12,8 @@ from qrsvc.auth import current_key, plan_of, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db, limiter
-from qrsvc.http import public_url, read_json_object, wants_json, wants_zip
+from qrsvc.http import parse_body, read_json_object, wants_json, wants_zip
+from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
 from qrsvc.options import Bounds, Spec, boolean, choice, integer, parse_fields, parse_options, text
 from qrsvc.qr import CONTENT_TYPES, FORMATS
@@ -31,15 +31,6 @@ def _bounds() -> Bounds:
 def generate_spec() -> Spec:
     """Fields of /v1/qr/generate: the QR options plus `response` and `dynamic`."""
     return Spec(bounds=_bounds(), extra={"response": choice(("image", "json")), "dynamic": boolean})
-
-
-def image_url(code: QrCode, fmt: str | None = None, *, base: str | None = None) -> str:
-    """The code's public image URL; `base` (from `images_base()`) saves recomputing it per item."""
-    return f"{base or images_base()}{code.id}.{fmt or code.options['format']}"
-
-
-def images_base() -> str:
-    return public_url("/v1/qr/")
 
 
 def code_json(
@@ -67,9 +58,9 @@ def code_json(
     if code.dynamic is not None:
         body["dynamic"] = dynamic.describe(code, counts.to_dict() if counts else None)
     if image is not None:
-        encoded = base64.b64encode(image.content).decode()
-        body["image_base64"] = encoded
-        body["data_uri"] = f"data:{CONTENT_TYPES[image.options.format]};base64,{encoded}"
+        uri = data_uri(image.content, CONTENT_TYPES[image.options.format])
+        body["image_base64"] = uri.partition(",")[2]
+        body["data_uri"] = uri
     return body
 
 
@@ -165,14 +156,9 @@ def get_code(code_id: str) -> Response:
 @require_key("qr:write")
 def change_code(code_id: str) -> Response:
     """A dynamic code's target, `disabled` or `expires_at`; the printed image stays the same."""
-    spec = Spec(
-        extra={"target": text, "disabled": boolean, "expires_at": dynamic.parse_moment},
-        qr_fields=False,
-        ignored=frozenset(),
-    )
-    changes = parse_fields(read_json_object(), spec)
+    wanted = parse_body(dynamic.Change)
     scans.flush()  # before this request writes: SQLite has one writer
-    code = dynamic.change(current_key(), code_id, changes)
+    code = dynamic.change(current_key(), code_id, wanted)
     db.session.commit()  # TODO(toolkit): @transactional
     return jsonify(code_json(code, counts=scans.counts(code.id)))
 

@@ -24,10 +24,9 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app
 
-from qrsvc import clock, jobs
+from qrsvc import clock, fields, jobs
 from qrsvc.config import Setting, apply_settings
 from qrsvc.db import insert
-from qrsvc.dynamic import parse_moment
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.models import Scan, ScanSalt
@@ -212,14 +211,17 @@ class Window:
     end: datetime
 
 
-def parse_bound(name: str, value: object, from_query: bool) -> date | datetime | None:
-    """A day (`2027-01-31`) or an ISO 8601 time with its offset: an `options.Parser`."""
+_moment = fields.iso_datetime()
+
+
+def parse_bound(name: str, value: object, from_query: bool) -> date | datetime:
+    """A day (`2027-01-31`) or an ISO 8601 time with its zone: a `fields.Parser`."""
     if isinstance(value, str) and len(value.strip()) == 10:
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    return parse_moment(name, value, from_query)
+    return _moment(name, value, from_query)
 
 
 def _midnight(day: date) -> datetime:
