@@ -254,3 +254,49 @@ def test_the_redirect_keeps_no_session_and_sets_no_cookie(client, auth) -> None:
     code = make(client, auth)
     response = client.get(path_of(code))
     assert "Set-Cookie" not in response.headers
+
+
+def test_services_make_many_dynamic_codes_in_one_batch_and_count_them_together(
+    app, client, auth, decode
+) -> None:
+    """What the CRM calls: one code per contact through the render pool, then campaign counts."""
+    import sqlalchemy as sa
+
+    from qrsvc import dynamic, scans
+    from qrsvc.auth import plan_of
+    from qrsvc.extensions import db
+    from qrsvc.keys import find_key
+    from qrsvc.options import QrOptions
+    from qrsvc.scan_counts import scan_stats
+
+    targets = [f"https://landing.example.com/spring?utm_campaign=spring&qrc={n:03d}" for n in range(70)]
+    with app.test_request_context(base_url="https://crm.example.com"):
+        owner = find_key(auth["Authorization"].split()[1])
+        assert owner is not None
+        made = dynamic.make_dynamic_codes(
+            owner, plan_of(owner), targets, QrOptions(data="", error_correction="M"), app.config["ENGINE"]
+        )
+        db.session.commit()
+        assert [code.data for code in made] == targets
+        short_urls = [code.dynamic.short_url for code in made if code.dynamic is not None]
+        assert len(set(short_urls)) == 70
+        assert all(url.startswith("HTTPS://CRM.EXAMPLE.COM/R/") for url in short_urls)
+        ids = [code.id for code in made]
+    for code in made[:2]:
+        assert decode(client.get(f"/v1/qr/{code.id}.png").data) == [code.dynamic.short_url]
+    first, second = ({"dynamic": {"short_url": code.dynamic.short_url}} for code in made[:2])
+    scan(client, first)
+    scan(client, first)
+    scan(client, first, ip="198.51.100.2")
+    scan(client, second)
+    with app.app_context():
+        scans.flush()
+        stats = scan_stats(ids)
+        assert (stats.total, stats.unique) == (4, 3)
+        assert (stats.per_code[ids[0]].total, stats.per_code[ids[0]].unique) == (3, 2)
+        assert stats.per_code[ids[2]].total == 0 and len(stats.per_code) == 70
+        assert [row for row in stats.per_day if row["total"]] == [
+            {"day": stats.per_day[-1]["day"], "total": 4, "unique": 3}
+        ]
+        assert len(stats.per_day) == 30
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(sa.table("dynamic_codes"))) == 70
