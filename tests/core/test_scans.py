@@ -300,3 +300,101 @@ def test_services_make_many_dynamic_codes_in_one_batch_and_count_them_together(
         ]
         assert len(stats.per_day) == 30
         assert db.session.scalar(sa.select(sa.func.count()).select_from(sa.table("dynamic_codes"))) == 70
+
+
+def test_a_redirect_is_one_indexed_query(app, client, auth) -> None:
+    """The day's salt once, then each redirect reads one row by the unique index and writes nothing."""
+    from qrsvc.extensions import db
+
+    code = make(client, auth)
+    scan(client, code)  # the day's salt is made and kept
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        scan(client, code)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements
+    assert "dynamic_codes" in statements[0] and "short_code" in statements[0]
+    with app.app_context(), db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            plan = " ".join(
+                str(row)
+                for row in connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statements[0], (path_of(code)[3:],)
+                )
+            )
+            assert "USING INDEX" in plan and "SCAN dynamic_codes" not in plan, plan
+        else:
+            connection.exec_driver_sql("SET enable_seqscan = off")  # an empty table would be scanned
+            explained = connection.exec_driver_sql(
+                "EXPLAIN " + statements[0], {"short_code": path_of(code)[3:]}
+            )
+            plan = " ".join(row[0] for row in explained)
+            assert "Index Scan" in plan and "short_code" in plan, plan
+
+
+def test_unwritten_scans_wait_for_the_database_and_are_bounded(tmp_path) -> None:
+    """A batch that fails stays for the next try; past the bound the oldest are dropped."""
+    from datetime import date
+
+    from qrsvc.extensions import db
+    from qrsvc.models import ApiKey, DynamicCode, QrCode, Scan
+    from qrsvc.scan_writer import ScanWriter
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'late.sqlite3'}")
+    writer = ScanWriter(engine, interval=3600, batch_rows=1000, max_pending=3)
+    moment = datetime(2027, 1, 1, tzinfo=UTC)
+
+    def row(n: int) -> dict[str, Any]:
+        return {
+            "code_id": "qr_1",
+            "scanned_at": moment,
+            "day": date(2027, 1, 1),
+            "visitor": f"{n:032x}",
+            "browser": "Safari",
+            "device": "mobile",
+            "referrer": None,
+            "country": None,
+        }
+
+    for n in range(5):
+        writer.add(row(n))
+    with pytest.raises(sa.exc.OperationalError):  # no tables yet: the database is not ready
+        writer.flush()
+    tables = [ApiKey.__table__, QrCode.__table__, DynamicCode.__table__, Scan.__table__]
+    db.metadata.create_all(engine, tables=tables)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(ApiKey.__table__).values(
+                id=1, prefix="p", secret_hash="h", name="n", plan="pro", scopes=[], created_at=moment
+            )
+        )
+        connection.execute(
+            sa.insert(QrCode.__table__).values(
+                id="qr_1",
+                owner_id=1,
+                content_hash="c",
+                data="https://a.example/",
+                options={},
+                version=2,
+                created_at=moment,
+            )
+        )
+        connection.execute(
+            sa.insert(DynamicCode.__table__).values(
+                code_id="qr_1", short_code="AAAAAAAAAAAAA", short_url="u", disabled=False
+            )
+        )
+    assert writer.flush() == 3
+    writer.close()
+    with engine.connect() as connection:
+        kept = connection.scalars(sa.select(Scan.__table__.c.visitor).order_by(Scan.__table__.c.id)).all()
+    assert kept == [f"{n:032x}" for n in (2, 3, 4)]
+    engine.dispose()
