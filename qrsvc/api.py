@@ -7,12 +7,12 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc import batch, codes, dynamic, idempotency, scans, usage
+from qrsvc import batch, codes, dynamic, idempotency, scan_counts, scans, usage
 from qrsvc.auth import current_key, plan_of, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db, limiter
-from qrsvc.http import read_json_object, wants_json, wants_zip
+from qrsvc.http import parse_body, read_json_object, wants_json, wants_zip
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
 from qrsvc.options import Bounds, Spec, boolean, choice, integer, parse_fields, parse_options, text
@@ -34,7 +34,7 @@ def generate_spec() -> Spec:
 
 
 def code_json(
-    code: QrCode, image: codes.Image | None = None, counts: scans.Counts | None = None
+    code: QrCode, image: codes.Image | None = None, counts: scan_counts.Counts | None = None
 ) -> dict[str, Any]:
     """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI.
 
@@ -149,23 +149,18 @@ def get_code(code_id: str) -> Response:
     parse_fields(request.args.to_dict(), Spec(qr_fields=False))
     scans.flush()  # this worker's waiting scans count too
     code = codes.get_code(current_key(), code_id)
-    return jsonify(code_json(code, counts=scans.counts(code.id) if code.dynamic else None))
+    return jsonify(code_json(code, counts=scan_counts.counts(code.id) if code.dynamic else None))
 
 
 @bp.patch("/qr/<code_id>")
 @require_key("qr:write")
 def change_code(code_id: str) -> Response:
     """A dynamic code's target, `disabled` or `expires_at`; the printed image stays the same."""
-    spec = Spec(
-        extra={"target": text, "disabled": boolean, "expires_at": dynamic.parse_moment},
-        qr_fields=False,
-        ignored=frozenset(),
-    )
-    changes = parse_fields(read_json_object(), spec)
+    wanted = parse_body(dynamic.Change)
     scans.flush()  # before this request writes: SQLite has one writer
-    code = dynamic.change(current_key(), code_id, changes)
+    code = dynamic.change(current_key(), code_id, wanted)
     db.session.commit()  # TODO(toolkit): @transactional
-    return jsonify(code_json(code, counts=scans.counts(code.id)))
+    return jsonify(code_json(code, counts=scan_counts.counts(code.id)))
 
 
 @bp.get("/qr/<code_id>/scans")
@@ -174,15 +169,15 @@ def code_scans(code_id: str) -> Response:
     """A dynamic code's scans over a bounded time range, per day, device, referrer, browser or country."""
     spec = Spec(
         extra={
-            "from": scans.parse_bound,
-            "to": scans.parse_bound,
-            "group": choice(tuple(scans.GROUPS)),
+            "from": scan_counts.parse_bound,
+            "to": scan_counts.parse_bound,
+            "group": choice(tuple(scan_counts.GROUPS)),
         },
         qr_fields=False,
     )
     params = parse_fields(request.args.to_dict(), spec, from_query=True)
     scans.flush()
-    window = scans.window(
+    window = scan_counts.window(
         cast("date | datetime | None", params.get("from")), cast("date | datetime | None", params.get("to"))
     )
     code = codes.get_code(current_key(), code_id)
@@ -196,7 +191,7 @@ def code_scans(code_id: str) -> Response:
             "group": group,
             "from": isoformat(window.start),
             "to": isoformat(window.end),
-            "items": scans.series(code.id, window.start, window.end, group),
+            "items": scan_counts.series(code.id, window.start, window.end, group),
         }
     )
 

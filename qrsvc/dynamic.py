@@ -14,20 +14,22 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
-from flask import current_app, request
+from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
-from qrsvc import clock, codes
+from qrsvc import clock, codes, fields
 from qrsvc.auth import plan_of
 from qrsvc.codes import Image
 from qrsvc.config import Plan
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
+from qrsvc.fields import UNSET, Unset
+from qrsvc.links import public_url
 from qrsvc.models import ApiKey, DynamicCode, QrCode
 from qrsvc.options import QrOptions
 
@@ -62,8 +64,7 @@ def short_base(base: str | None = None) -> str:
     Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2) and are upper-cased; a
     path of the base is kept as it is, since paths are not.
     """
-    chosen = base or current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    parts = urlsplit(chosen.strip().rstrip("/"))
+    parts = urlsplit((base or public_url("")).strip().rstrip("/"))
     netloc = parts.netloc if "@" in parts.netloc else parts.netloc.upper()  # user info keeps its case
     return urlunsplit((parts.scheme.upper(), netloc, parts.path, "", ""))
 
@@ -221,26 +222,31 @@ def resolve(short_code: str) -> Destination | None:
     return Destination(row.code_id, row.data, bool(row.disabled), row.expires_at)
 
 
-#: The fields `change` accepts.
-CHANGES = ("target", "disabled", "expires_at")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """The body of `PATCH /v1/qr/<id>`: each field left out stays as it is."""
+
+    target: Annotated[str | Unset, fields.text()] = UNSET
+    disabled: Annotated[bool | Unset, fields.boolean()] = UNSET
+    #: null: the code no longer expires.
+    expires_at: Annotated[datetime | None | Unset, fields.nullable(fields.iso_datetime())] = UNSET
 
 
-def change(owner: ApiKey, code_id: str, changes: Mapping[str, Any]) -> QrCode:
+def change(owner: ApiKey, code_id: str, wanted: Change) -> QrCode:
     """Retarget, disable or (un)expire the owner's dynamic code; the image stays the same.
 
-    `changes` holds checked values for some of `CHANGES` (`expires_at` may be None).
     Flushed, not committed. A code that is not dynamic is a 422 `not_dynamic`.
     """
     code = codes.get_code(owner, code_id)
     dynamic = code.dynamic
     if dynamic is None:
         raise not_dynamic(code_id)
-    if "target" in changes:
-        code.data = check_target(changes["target"])
-    if "disabled" in changes:
-        dynamic.disabled = bool(changes["disabled"])
-    if "expires_at" in changes:
-        dynamic.expires_at = changes["expires_at"]
+    if not isinstance(wanted.target, Unset):
+        code.data = check_target(wanted.target)
+    if not isinstance(wanted.disabled, Unset):
+        dynamic.disabled = wanted.disabled
+    if not isinstance(wanted.expires_at, Unset):
+        dynamic.expires_at = wanted.expires_at
     db.session.flush()
     return code
 
@@ -252,25 +258,6 @@ def not_dynamic(code_id: str) -> ApiError:
         "not_dynamic",
         f"code {code_id!r} is not dynamic: its image holds its data itself, so nothing can change "
         'it and nothing counts its scans; make a code with "dynamic": true',
-    )
-
-
-def parse_moment(name: str, value: object, from_query: bool) -> datetime | None:
-    """An ISO 8601 time with its offset (`Z` or `+02:00`), or null: an `options.Parser`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("z", "Z"))
-        except ValueError:
-            moment = None
-        if moment is not None and moment.tzinfo is not None:
-            return moment.astimezone(UTC)
-    raise ApiError(
-        400,
-        "invalid_parameter",
-        f"{name} must be an ISO 8601 time with its offset, e.g. 2027-01-31T23:59:00Z",
-        name,
     )
 
 
@@ -291,10 +278,10 @@ def describe(code: QrCode, scans: Mapping[str, object] | None = None) -> dict[st
 
 
 __all__ = [
-    "CHANGES",
     "MAX_TARGET_LENGTH",
     "SHORT_CODE_LENGTH",
     "SHORT_PATH",
+    "Change",
     "Destination",
     "Planned",
     "attach",
@@ -306,7 +293,6 @@ __all__ = [
     "new_short_code",
     "normalise_short_code",
     "not_dynamic",
-    "parse_moment",
     "plan_codes",
     "resolve",
     "short_base",

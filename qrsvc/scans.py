@@ -1,4 +1,4 @@
-"""Scans of dynamic codes: what one redirect records, visitor hashes under daily salts, and the counts.
+"""Scans of dynamic codes: what one redirect records, and visitor hashes under daily salts.
 
 No IP address is stored, logged or kept in memory past the request: a visitor is
 `HMAC(day's salt, code id, address, user agent)`, so one person is one visitor per code
@@ -16,9 +16,8 @@ import ipaddress
 import re
 import secrets
 import threading
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -27,10 +26,8 @@ from flask import current_app
 from qrsvc import clock, jobs
 from qrsvc.config import Setting, apply_settings
 from qrsvc.db import insert
-from qrsvc.dynamic import parse_moment
-from qrsvc.errors import ApiError
 from qrsvc.extensions import db
-from qrsvc.models import Scan, ScanSalt
+from qrsvc.models import ScanSalt
 from qrsvc.scan_writer import ScanWriter
 from qrsvc.useragents import classify
 
@@ -178,154 +175,14 @@ def purge_salts() -> str | None:
     return f"deleted {count} past scan salts" if count else None
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
-    total: int
-    unique: int
-    last_at: datetime | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "unique": self.unique,
-            "last_at": clock.isoformat(self.last_at) if self.last_at else None,
-        }
-
-
-#: What a count is over: one code's id, or a query selecting code ids (a campaign's codes, say).
-Codes = str | sa.Select[str]
-
-
-def _of(codes: Codes) -> sa.ColumnElement[bool]:
-    return Scan.code_id == codes if isinstance(codes, str) else Scan.code_id.in_(codes)
-
-
-def counts(codes: Codes) -> Counts:
-    """Every scan of a code (or of a set of codes): how many, by how many visitors, the last one's time."""
-    query = sa.select(
-        sa.func.count(), sa.func.count(sa.distinct(Scan.visitor)), sa.func.max(Scan.scanned_at)
-    ).where(_of(codes))
-    total, unique, last_at = db.session.execute(query).one()
-    return Counts(int(total), int(unique), last_at)
-
-
-def counts_by_code(codes: Codes) -> dict[str, Counts]:
-    """`counts` of each code in one query; a code never scanned is absent."""
-    query = (
-        sa.select(
-            Scan.code_id,
-            sa.func.count(),
-            sa.func.count(sa.distinct(Scan.visitor)),
-            sa.func.max(Scan.scanned_at),
-        )
-        .where(_of(codes))
-        .group_by(Scan.code_id)
-    )
-    return {
-        code_id: Counts(int(total), int(unique), last_at)
-        for code_id, total, unique, last_at in db.session.execute(query)
-    }
-
-
-#: The longest time range one series may cover, and the range when none is given.
-MAX_RANGE_DAYS = 366
-DEFAULT_RANGE_DAYS = 30
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    start: datetime
-    end: datetime
-
-
-def parse_bound(name: str, value: object, from_query: bool) -> date | datetime | None:
-    """A day (`2027-01-31`) or an ISO 8601 time with its offset: an `options.Parser`."""
-    if isinstance(value, str) and len(value.strip()) == 10:
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    return parse_moment(name, value, from_query)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
-
-
-def window(start: date | datetime | None, end: date | datetime | None) -> Window:
-    """[start, end) as asked; a day as `to` includes that day; by default the 30 days to the end of today."""
-    if end is None:
-        end = clock.now().date()
-    if not isinstance(end, datetime):
-        end = _midnight(end + timedelta(days=1))
-    if start is None:
-        start = end - timedelta(days=DEFAULT_RANGE_DAYS)
-    elif not isinstance(start, datetime):
-        start = _midnight(start)
-    if start >= end:
-        raise ApiError(400, "invalid_parameter", "from must be before to", "from")
-    if end - start > timedelta(days=MAX_RANGE_DAYS):
-        raise ApiError(
-            400,
-            "out_of_range",
-            f"from and to may be at most {MAX_RANGE_DAYS} days apart; ask in parts",
-            "from",
-        )
-    return Window(start, end)
-
-
-#: `group` values of the scans series, and the column each groups by.
-GROUPS = {
-    "day": Scan.day,
-    "device": Scan.device,
-    "referrer": Scan.referrer,
-    "browser": Scan.browser,
-    "country": Scan.country,
-}
-
-
-def series(codes: Codes, start: datetime, end: datetime, group: str) -> list[dict[str, Any]]:
-    """Scans of a code (or a set) in [start, end) per `group` value: days in order (every day,
-    zeros too), others by count."""
-    column = GROUPS[group]
-    total, unique = sa.func.count(), sa.func.count(sa.distinct(Scan.visitor))
-    query = (
-        sa.select(column, total, unique)
-        .where(_of(codes), Scan.scanned_at >= start, Scan.scanned_at < end)
-        .group_by(column)
-    )
-    found = {value: (int(t), int(u)) for value, t, u in db.session.execute(query)}
-    if group == "day":
-        days = [date.fromordinal(n) for n in range(start.date().toordinal(), end.date().toordinal() + 1)]
-        if days and datetime.combine(days[-1], datetime.min.time(), start.tzinfo) >= end:
-            days.pop()  # `end` at midnight: that day is not in the range
-        return [
-            {"day": day.isoformat(), "total": found.get(day, (0, 0))[0], "unique": found.get(day, (0, 0))[1]}
-            for day in days
-        ]
-    ordered = sorted(found.items(), key=lambda item: (-item[1][0], str(item[0])))
-    return [{group: value, "total": t, "unique": u} for value, (t, u) in ordered]
-
-
 __all__ = [
-    "DEFAULT_RANGE_DAYS",
-    "GROUPS",
-    "MAX_RANGE_DAYS",
     "SETTINGS",
-    "Codes",
-    "Counts",
-    "Window",
     "country_of",
-    "counts",
-    "counts_by_code",
     "flush",
-    "parse_bound",
     "init_app",
     "purge_salts",
     "record",
     "referrer_host",
-    "series",
     "visitor",
-    "window",
     "writer",
 ]

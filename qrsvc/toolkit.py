@@ -58,12 +58,9 @@ from qrsvc.printing import (
     sheets,
 )
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
-from qrsvc.scans import Counts as ScanCounts
-from qrsvc.scans import counts as scan_counts
-from qrsvc.scans import counts_by_code as scan_counts_by_code
+from qrsvc.scan_counts import Counts as ScanCounts
+from qrsvc.scan_counts import ScanStats, scan_stats
 from qrsvc.scans import flush as flush_scans
-from qrsvc.scans import series as scan_series
-from qrsvc.scans import window as scan_window
 
 __all__ = [
     "ENGINES",
@@ -85,6 +82,7 @@ __all__ = [
     "PrintLimits",
     "QrOptions",
     "ScanCounts",
+    "ScanStats",
     "Setting",
     "SheetLayout",
     "Style",
@@ -134,10 +132,7 @@ __all__ = [
     "render",
     "require_key",
     "resource_url",
-    "scan_counts",
-    "scan_counts_by_code",
-    "scan_series",
-    "scan_window",
+    "scan_stats",
     "sheets",
     "text",
     "unique_filename",

@@ -21,7 +21,7 @@ __all__ = [
 
 #: Image formats a mail-merge ZIP may hold (Word and InDesign place both).
 EXPORT_FORMATS = ("png", "svg")
-#: The longest per-day series of a campaign's stats (the core's scan series allow as much).
+#: The longest range of a campaign's stats, in days (the core's scan counts allow as much).
 MAX_STATS_DAYS = 366
 
 _UTM_VALUE = nullable(text(200, strip=True, allow_controls=False), blank=True)
@@ -63,9 +63,9 @@ class CodesIn:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatsQuery:
-    """`GET /campaigns/{id}/stats?days=N`: the per-day series covers the last N days, today included."""
+    """`GET /campaigns/{id}/stats?days=N`: the last N days, today included (default: since it began)."""
 
-    days: Annotated[int, integer(1, MAX_STATS_DAYS)] = 30
+    days: Annotated[int | None, nullable(integer(1, MAX_STATS_DAYS))] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,36 +1,27 @@
-"""A campaign's scans: in total, per contact and per day, read from the core's scan records.
+"""A campaign's scans: in total, per contact and per day, over a range of whole UTC days.
 
-Unique visitors are the core's: a keyed hash of address and user agent under a daily
-salt, per code, so one person is one visitor per code and day, and no address is
-ever stored. Totals and per-contact counts cover every scan; the per-day series the
-last `days` days to the end of today (UTC).
+The counting is the core's (`scan_stats`): unique visitors are keyed hashes of address
+and user agent under a daily salt, per code, and no address is ever stored. The range
+is the last `days` days to the end of today, by default every day since the campaign
+began; the core caps a range at a year (`MAX_STATS_DAYS`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from integrations.crm.campaigns import codes_query, get_campaign
+from integrations.crm.campaign_schemas import MAX_STATS_DAYS
+from integrations.crm.campaigns import get_campaign
 from integrations.crm.models import Campaign, CampaignCode, Contact
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import (
-    ScanCounts,
-    flush_scans,
-    now,
-    scan_counts,
-    scan_counts_by_code,
-    scan_series,
-    scan_window,
-)
+from qrsvc.toolkit import ScanCounts, flush_scans, now, scan_stats
 
 __all__ = ["CampaignStats", "ContactScans", "campaign_stats"]
-
-_NONE = ScanCounts(0, 0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,29 +36,40 @@ class ContactScans:
 @dataclass(frozen=True, slots=True)
 class CampaignStats:
     campaign: Campaign
+    start: datetime
+    end: datetime
     scans: ScanCounts
+    #: Every contact with a code: most scanned first, then by name.
     contacts: list[ContactScans]
+    #: Every day of the range: {"day", "total", "unique"}.
     days: list[dict[str, Any]]
 
 
-def campaign_stats(owner: ApiKey, campaign_id: str, days: int) -> CampaignStats:
-    """Every scan of the campaign's codes; contacts with most scans first (then by name)."""
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def campaign_stats(owner: ApiKey, campaign_id: str, days: int | None = None) -> CampaignStats:
+    """Scans of the campaign's codes in the last `days` days (None: since it began, at most a year)."""
     campaign = get_campaign(owner, campaign_id)
-    flush_scans()  # this worker's waiting scans count too
-    codes = codes_query(campaign)
-    by_code = scan_counts_by_code(codes)
+    today = now().date()
+    if days is None:
+        days = min((today - campaign.created_at.date()).days + 1, MAX_STATS_DAYS)
+    start, end = _midnight(today - timedelta(days=days - 1)), _midnight(today + timedelta(days=1))
     query = (
         sa.select(CampaignCode.contact_id, Contact.external_id, CampaignCode.qr_code, CampaignCode.reference)
         .join(Contact, Contact.id == CampaignCode.contact_id)
         .where(CampaignCode.campaign_id == campaign.id)
         .order_by(Contact.family_name, Contact.given_name, Contact.id)
     )
+    rows = db.session.execute(query).all()
+    flush_scans()  # this worker's waiting scans count too
+    stats = scan_stats([row.qr_code for row in rows], start, end)
     contacts = [
-        ContactScans(contact_id, external_id, code_id, reference, by_code.get(code_id, _NONE))
-        for contact_id, external_id, code_id, reference in db.session.execute(query)
+        ContactScans(row.contact_id, row.external_id, row.qr_code, row.reference, stats.per_code[row.qr_code])
+        for row in rows
     ]
-    contacts.sort(key=lambda row: -row.scans.total)  # stable: ties stay in name order
-    today = now().date()
-    window = scan_window(today - timedelta(days=days - 1), today)
-    series = scan_series(codes, window.start, window.end, "day")
-    return CampaignStats(campaign, scan_counts(codes), contacts, series)
+    contacts.sort(key=lambda contact: -contact.scans.total)  # stable: ties stay in name order
+    moments = [contact.scans.last_at for contact in contacts if contact.scans.last_at is not None]
+    total = ScanCounts(stats.total, stats.unique, max(moments, default=None))
+    return CampaignStats(campaign, start, end, total, contacts, stats.per_day)

@@ -112,6 +112,8 @@ def _stats_json(stats: CampaignStats) -> dict[str, Any]:
     return {
         "success": True,
         "campaign_id": stats.campaign.id,
+        "from": isoformat(stats.start),
+        "to": isoformat(stats.end),
         "scans": stats.scans.to_dict(),
         "contacts": [
             {

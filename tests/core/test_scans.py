@@ -254,3 +254,147 @@ def test_the_redirect_keeps_no_session_and_sets_no_cookie(client, auth) -> None:
     code = make(client, auth)
     response = client.get(path_of(code))
     assert "Set-Cookie" not in response.headers
+
+
+def test_services_make_many_dynamic_codes_in_one_batch_and_count_them_together(
+    app, client, auth, decode
+) -> None:
+    """What the CRM calls: one code per contact through the render pool, then campaign counts."""
+    import sqlalchemy as sa
+
+    from qrsvc import dynamic, scans
+    from qrsvc.auth import plan_of
+    from qrsvc.extensions import db
+    from qrsvc.keys import find_key
+    from qrsvc.options import QrOptions
+    from qrsvc.scan_counts import scan_stats
+
+    targets = [f"https://landing.example.com/spring?utm_campaign=spring&qrc={n:03d}" for n in range(70)]
+    with app.test_request_context(base_url="https://crm.example.com"):
+        owner = find_key(auth["Authorization"].split()[1])
+        assert owner is not None
+        made = dynamic.make_dynamic_codes(
+            owner, plan_of(owner), targets, QrOptions(data="", error_correction="M"), app.config["ENGINE"]
+        )
+        db.session.commit()
+        assert [code.data for code in made] == targets
+        short_urls = [code.dynamic.short_url for code in made if code.dynamic is not None]
+        assert len(set(short_urls)) == 70
+        assert all(url.startswith("HTTPS://CRM.EXAMPLE.COM/R/") for url in short_urls)
+        ids = [code.id for code in made]
+    for code in made[:2]:
+        assert decode(client.get(f"/v1/qr/{code.id}.png").data) == [code.dynamic.short_url]
+    first, second = ({"dynamic": {"short_url": code.dynamic.short_url}} for code in made[:2])
+    scan(client, first)
+    scan(client, first)
+    scan(client, first, ip="198.51.100.2")
+    scan(client, second)
+    with app.app_context():
+        scans.flush()
+        stats = scan_stats(ids)
+        assert (stats.total, stats.unique) == (4, 3)
+        assert (stats.per_code[ids[0]].total, stats.per_code[ids[0]].unique) == (3, 2)
+        assert stats.per_code[ids[2]].total == 0 and len(stats.per_code) == 70
+        assert [row for row in stats.per_day if row["total"]] == [
+            {"day": stats.per_day[-1]["day"], "total": 4, "unique": 3}
+        ]
+        assert len(stats.per_day) == 30
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(sa.table("dynamic_codes"))) == 70
+
+
+def test_a_redirect_is_one_indexed_query(app, client, auth) -> None:
+    """The day's salt once, then each redirect reads one row by the unique index and writes nothing."""
+    from qrsvc.extensions import db
+
+    code = make(client, auth)
+    scan(client, code)  # the day's salt is made and kept
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        scan(client, code)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements
+    assert "dynamic_codes" in statements[0] and "short_code" in statements[0]
+    with app.app_context(), db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            plan = " ".join(
+                str(row)
+                for row in connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statements[0], (path_of(code)[3:],)
+                )
+            )
+            assert "USING INDEX" in plan and "SCAN dynamic_codes" not in plan, plan
+        else:
+            connection.exec_driver_sql("SET enable_seqscan = off")  # an empty table would be scanned
+            explained = connection.exec_driver_sql(
+                "EXPLAIN " + statements[0], {"short_code": path_of(code)[3:]}
+            )
+            plan = " ".join(row[0] for row in explained)
+            assert "Index Scan" in plan and "short_code" in plan, plan
+
+
+def test_unwritten_scans_wait_for_the_database_and_are_bounded(tmp_path) -> None:
+    """A batch that fails stays for the next try; past the bound the oldest are dropped."""
+    from datetime import date
+
+    from qrsvc.extensions import db
+    from qrsvc.models import ApiKey, DynamicCode, QrCode, Scan
+    from qrsvc.scan_writer import ScanWriter
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'late.sqlite3'}")
+    writer = ScanWriter(engine, interval=3600, batch_rows=1000, max_pending=3)
+    moment = datetime(2027, 1, 1, tzinfo=UTC)
+
+    def row(n: int) -> dict[str, Any]:
+        return {
+            "code_id": "qr_1",
+            "scanned_at": moment,
+            "day": date(2027, 1, 1),
+            "visitor": f"{n:032x}",
+            "browser": "Safari",
+            "device": "mobile",
+            "referrer": None,
+            "country": None,
+        }
+
+    for n in range(5):
+        writer.add(row(n))
+    with pytest.raises(sa.exc.OperationalError):  # no tables yet: the database is not ready
+        writer.flush()
+    tables = [ApiKey.__table__, QrCode.__table__, DynamicCode.__table__, Scan.__table__]
+    db.metadata.create_all(engine, tables=tables)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(ApiKey.__table__).values(
+                id=1, prefix="p", secret_hash="h", name="n", plan="pro", scopes=[], created_at=moment
+            )
+        )
+        connection.execute(
+            sa.insert(QrCode.__table__).values(
+                id="qr_1",
+                owner_id=1,
+                content_hash="c",
+                data="https://a.example/",
+                options={},
+                version=2,
+                created_at=moment,
+            )
+        )
+        connection.execute(
+            sa.insert(DynamicCode.__table__).values(
+                code_id="qr_1", short_code="AAAAAAAAAAAAA", short_url="u", disabled=False
+            )
+        )
+    assert writer.flush() == 3
+    writer.close()
+    with engine.connect() as connection:
+        kept = connection.scalars(sa.select(Scan.__table__.c.visitor).order_by(Scan.__table__.c.id)).all()
+    assert kept == [f"{n:032x}" for n in (2, 3, 4)]
+    engine.dispose()
