@@ -135,7 +135,7 @@ def _code(owner: ApiKey, values: Mapping[str, Any], encoding: str, current: QrCo
         return current
     check_fits(data, encoding)
     options = QrOptions(data=data, format="png", size=CODE_SIZE, error_correction=CODE_ERROR_CORRECTION)
-    code: QrCode = make_code(owner, options)
+    code: QrCode = make_code(owner, options).code
     return code
 
 
