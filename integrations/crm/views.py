@@ -7,6 +7,7 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations.crm import cards, contacts, importing
+from integrations.crm.contact_codes import card_of
 from integrations.crm.schemas import CardsIn, ContactIn, ContactPatch, ContactQuery, ImportQuery, ListQuery
 from integrations.crm.shapes import contact_json, import_json
 from integrations.crm.vcards import vcard
@@ -122,7 +123,7 @@ def _attachment(content: bytes | str, mimetype: str, filename: str, disposition:
 def contact_vcard(contact_id: str) -> Response:
     contact = contacts.get_contact(current_key(), contact_id)
     name = _filename(contact.given_name, contact.family_name, fallback=contact.id)
-    response = _attachment(vcard(contacts.card_of(contact)), "text/vcard", f"{name}.vcf", "attachment")
+    response = _attachment(vcard(card_of(contact)), "text/vcard", f"{name}.vcf", "attachment")
     response.headers["Content-Type"] = "text/vcard; charset=utf-8"
     return response
 
