@@ -71,6 +71,9 @@ def test_a_semicolon_file_upserts_by_external_id(client, auth) -> None:
         None,
     )
     assert len(by_id) == 4  # c-1, c-2, c-9 and the row without an external_id
+    # c-1's old code went with its old data: the stored codes are exactly the contacts' codes.
+    codes = {c["id"] for c in client.get("/v1/qr", headers=auth).get_json()["items"]}
+    assert codes == {c["vcard_qr"]["id"] for c in by_id.values()}
 
 
 BROKEN = (
