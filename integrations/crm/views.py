@@ -8,7 +8,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations.crm import cards, contacts, importing
 from integrations.crm.contact_codes import card_of
-from integrations.crm.schemas import CardsIn, ContactIn, ContactPatch, ContactQuery, ImportQuery, ListQuery
+from integrations.crm.schemas import (
+    EXTERNAL_ID,
+    CardsIn,
+    ContactIn,
+    ContactPatch,
+    ContactQuery,
+    ImportQuery,
+    ListQuery,
+)
 from integrations.crm.shapes import contact_json, import_json
 from integrations.crm.vcards import vcard
 from qrsvc.toolkit import (
@@ -18,7 +26,6 @@ from qrsvc.toolkit import (
     parse_body,
     parse_query,
     require_key,
-    text,
     transactional,
 )
 
@@ -27,7 +34,6 @@ __all__ = ["bp"]
 bp = Blueprint("crm", __name__, url_prefix="/v1/crm")
 
 SCOPE = "crm"
-_EXTERNAL_ID = text(128, allow_blank=False, allow_controls=False)
 
 
 @bp.post("/contacts")
@@ -76,7 +82,7 @@ def delete_contact(contact_id: str) -> Response:
 @require_key(SCOPE)
 @transactional
 def upsert_contact(external_id: str) -> tuple[Response, int]:
-    external_id = _EXTERNAL_ID("external_id", external_id, True).strip()
+    external_id = EXTERNAL_ID("external_id", external_id, True)
     encoding = parse_query(ContactQuery).encoding
     saved = contacts.upsert_contact(current_key(), external_id, parse_body(ContactIn), encoding)
     return jsonify({"success": True, **contact_json(saved.contact)}), 201 if saved.created else 200
@@ -131,7 +137,6 @@ def contact_vcard(contact_id: str) -> Response:
 @bp.get("/contacts/<contact_id>/card.pdf")
 @require_key(SCOPE)
 def contact_card(contact_id: str) -> Response:
-    cards.check_count(1, cards.CARD)
     contact = contacts.get_contact(current_key(), contact_id)
     pdf = cards.render_cards([contact], cards.CARD)
     name = _filename(contact.given_name, contact.family_name, fallback=contact.id)
