@@ -133,6 +133,8 @@ def _count(planned: list[_Planned], existing: set[str], result: ImportResult) ->
 
 
 def _save(owner: ApiKey, planned: list[_Planned], encoding: str | None, result: ImportResult) -> None:
+    if not planned:
+        return
     codes = make_contact_codes(owner, [plan.text for plan in planned])
     for plan, code in zip(planned, codes, strict=True):
         fields = plan.fields

@@ -109,6 +109,12 @@ def test_broken_rows_are_reported_and_the_good_ones_saved(client, auth) -> None:
     )
 
 
+def test_a_file_of_only_broken_rows_saves_nothing(client, auth) -> None:
+    result = _import(client, auth, b"given_name,family_name,email\n,Lee,\nAnn,Lee,x@\n").get_json()
+    assert (result["created"], result["updated"], result["failed"]) == (0, 0, 2)
+    assert client.get("/v1/qr", headers=auth).get_json()["items"] == []
+
+
 def test_a_dry_run_counts_and_checks_but_stores_nothing(client, auth) -> None:
     _import(client, auth, b"external_id,given_name,family_name\nok-1,Ann,Lee\n")
     before = _contacts(client, auth)
