@@ -24,10 +24,8 @@ from datetime import datetime
 from typing import IO, Any
 
 from qrsvc import clock, codes, dynamic, idempotency
-from qrsvc.codes import Image
-from qrsvc.config import Plan
 from qrsvc.errors import ApiError
-from qrsvc.extensions import db
+from qrsvc.images import Image, ImageStream
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import Bounds, QrOptions, Spec, boolean, build_options, choice, parse_fields, text
 
@@ -238,7 +236,6 @@ _ITEM_OVERHEAD = 200
 
 def generate_batch(
     owner: ApiKey,
-    plan: Plan,
     request: BatchRequest,
     engine: str,
     image_url: Callable[[QrCode], str],
@@ -250,7 +247,9 @@ def generate_batch(
 
     A retry with the same key and request gets the first outcome back, re-rendered
     from the stored codes (nothing new is stored or counted); the same key with
-    another request is a 422. The codes and the key's record commit together.
+    another request is a 422. The codes and the key's record are written in the caller's
+    transaction and commit together (the view is `transactional`); only the claim, a lease
+    other requests must see at once, commits on its own (`qrsvc.idempotency`).
     """
     claim: idempotency.Claim | None = None
     when = clock.now()
@@ -263,10 +262,9 @@ def generate_batch(
         claim, when = found, found.created_at
     body = _Body(request.response, image_url, max_inline_bytes)
     try:
-        outcomes, cache_hits = _run(owner, plan, request, engine, body, when, claim)
+        outcomes, cache_hits = _run(owner, request, engine, body, when, claim)
         if claim is not None:
             idempotency.finish(claim, [_outcome_record(outcome) for outcome in outcomes])
-        db.session.commit()
         content = body.finish(outcomes, when)
     except BaseException:
         body.close()
@@ -278,7 +276,6 @@ def generate_batch(
 
 def _run(
     owner: ApiKey,
-    plan: Plan,
     request: BatchRequest,
     engine: str,
     body: _Body,
@@ -293,7 +290,7 @@ def _run(
     targets = [item.options.data for item in good if item.dynamic and item.options is not None]
     planned = iter(dynamic.plan_codes(targets))
     plans = {item.index: next(planned) for item in good if item.dynamic}
-    stream = codes.ImageStream(
+    stream = ImageStream(
         [
             replace(item.options, data=plans[item.index].short_url) if item.dynamic else item.options
             for item in good
@@ -311,11 +308,9 @@ def _run(
             continue
         body.add(item, result, when)
         drawn.append((item, replace(result, content=b"")))  # the bytes are in the body now
-    stored = codes.store_codes(
+    stored = codes.store_images(
         owner,
-        plan,
         [image for _item, image in drawn],
-        commit=False,
         data=[plans[item.index].target if item.dynamic else image.options.data for item, image in drawn],
     )
     by_index = {item.index: code for (item, _image), code in zip(drawn, stored, strict=True)}
@@ -354,7 +349,7 @@ def _replay(
     try:
         if body.needs_images:
             kept = [outcome for outcome in outcomes if outcome.code is not None]
-            stream = codes.ImageStream([codes.stored_options(o.code) for o in kept if o.code], engine)
+            stream = ImageStream([codes.stored_options(o.code) for o in kept if o.code], engine)
             for outcome, image in zip(kept, stream, strict=True):
                 if isinstance(image, Image):
                     body.add(outcome.item, image, stored.created_at)

@@ -19,16 +19,15 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qrsvc import clock, codes, fields
-from qrsvc.auth import plan_of
 from qrsvc.codes import Image
 from qrsvc.config import Plan
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.fields import UNSET, Unset
+from qrsvc.keys import plan_of
 from qrsvc.links import public_url
 from qrsvc.models import ApiKey, DynamicCode, QrCode
 from qrsvc.options import QrOptions
@@ -152,14 +151,15 @@ def make_dynamic_images(
     plan: Plan,
     targets: Sequence[str],
     template: QrOptions,
-    engine: str,
+    engine: str | None,
     *,
     base: str | None = None,
 ) -> list[tuple[QrCode, Image]]:
     """Draw and store one dynamic code per target, in one batch (the render pool for many).
 
     Every target is checked first (422 `invalid_target`); the codes are drawn with
-    `template`'s options, counted against the quota once, and flushed, never committed.
+    `template`'s options (`engine` None: the app's), counted against the quota once, and
+    flushed, never committed.
     """
     for index, target in enumerate(targets):
         check_target(target, "data" if len(targets) == 1 else f"targets[{index}]")
@@ -170,21 +170,25 @@ def make_dynamic_images(
         if isinstance(result, ApiError):
             raise result
         images.append(result)
-    stored = codes.store_codes(owner, plan, images, commit=False, data=[p.target for p in planned])
+    stored = codes.store_images(owner, images, plan, data=[p.target for p in planned])
     attach(stored, planned)
     return list(zip(stored, images, strict=True))
 
 
 def make_dynamic_codes(
-    owner: ApiKey, targets: Sequence[str], template: QrOptions, *, base: str | None = None
+    owner: ApiKey,
+    plan: Plan | None,
+    targets: Sequence[str],
+    template: QrOptions,
+    engine: str | None,
+    *,
+    base: str | None = None,
 ) -> list[QrCode]:
-    """One new dynamic code per target, in one batch, on the owner's plan with the app's engine.
+    """One new dynamic code per target (each code's `dynamic.short_url` is what it prints).
 
-    What integrations call (through the toolkit): each code's `dynamic.short_url` is what
-    it prints. Flushed, never committed.
+    `plan` None: the owner's; `engine` None: the app's (what an integration passes).
     """
-    engine: str = current_app.config["ENGINE"]
-    made = make_dynamic_images(owner, plan_of(owner), targets, template, engine, base=base)
+    made = make_dynamic_images(owner, plan or plan_of(owner), targets, template, engine, base=base)
     return [code for code, _image in made]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from qrsvc.auth import current_key, require_key
 from qrsvc.batch import iter_chunks, unique_filename
 from qrsvc.clock import isoformat, now
-from qrsvc.codes import find_codes, get_code, images_of
+from qrsvc.codes import MadeCode, find_codes, get_code, image_of, images_of, make_code, make_codes
 from qrsvc.config import Setting, apply_settings
 from qrsvc.db import add_migrations, insert
 from qrsvc.dynamic import check_target, make_dynamic_codes
@@ -33,6 +33,7 @@ from qrsvc.fields import (
     text,
 )
 from qrsvc.http import parse_body, parse_query, read_json_object
+from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.options import QrOptions, check_options
@@ -61,6 +62,7 @@ from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, 
 from qrsvc.scan_counts import Counts as ScanCounts
 from qrsvc.scan_counts import ScanStats, scan_stats
 from qrsvc.scans import flush as flush_scans
+from qrsvc.transactions import savepoint, transactional, unit_of_work
 
 __all__ = [
     "ENGINES",
@@ -74,6 +76,8 @@ __all__ = [
     "CodeTooSmallError",
     "DataTooLongError",
     "DrawnCode",
+    "Image",
+    "MadeCode",
     "NotFoundError",
     "Page",
     "Parser",
@@ -105,6 +109,7 @@ __all__ = [
     "get_code",
     "given_fields",
     "html_to_pdf",
+    "image_of",
     "image_url",
     "images_base",
     "images_of",
@@ -115,7 +120,10 @@ __all__ = [
     "isoformat",
     "iter_chunks",
     "list_of",
+    "make_code",
+    "make_codes",
     "make_dynamic_codes",
+    "make_image",
     "module_dots",
     "nested",
     "now",
@@ -132,8 +140,11 @@ __all__ = [
     "render",
     "require_key",
     "resource_url",
+    "savepoint",
     "scan_stats",
     "sheets",
     "text",
+    "transactional",
     "unique_filename",
+    "unit_of_work",
 ]

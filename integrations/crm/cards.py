@@ -17,7 +17,7 @@ from types import MappingProxyType
 import sqlalchemy as sa
 from flask import current_app, render_template
 
-from integrations.crm.contacts import CODE_ERROR_CORRECTION, card_of, code_text
+from integrations.crm.contact_codes import CODE_ERROR_CORRECTION, card_of, code_text
 from integrations.crm.models import Contact
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey

@@ -20,50 +20,30 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
+from integrations.crm.contact_codes import card_of, code_for, code_text, forget_codes
 from integrations.crm.models import Contact
 from integrations.crm.schemas import ADDRESS_FIELDS, AddressIn, ContactIn, ContactPatch
-from integrations.crm.vcards import Address, Card, mecard, vcard
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.toolkit import (
-    ApiError,
-    DataTooLongError,
-    NotFoundError,
-    Page,
-    QrOptions,
-    encode,
-    given_fields,
-    insert,
-    make_code,
-    now,
-    paginate,
-)
+from qrsvc.toolkit import ApiError, NotFoundError, Page, given_fields, insert, now, paginate
 
 __all__ = [
-    "CODE_ERROR_CORRECTION",
-    "CODE_SIZE",
     "Saved",
-    "card_of",
-    "check_contact",
-    "check_fits",
-    "code_text",
+    "contact_text",
     "create_contact",
     "delete_contact",
     "get_contact",
     "list_contacts",
+    "save_by_external_id",
+    "save_new",
     "update_contact",
     "upsert_contact",
 ]
 
-#: EC M: a vCard is long, and a business card is read from a hand, not a warehouse shelf.
-CODE_ERROR_CORRECTION = "M"
-CODE_SIZE = 512
 #: Attempts at an upsert or update that keeps losing races before giving up with a 409.
 _ATTEMPTS = 5
 
-_CARD_FIELDS = ("organization", "title", "email", "phone", "mobile", "website", "note")
 #: A contact's own columns, as a request names them (the address flattened).
 _COLUMNS = (*(name for name in ContactIn.__dataclass_fields__ if name != "address"), *ADDRESS_FIELDS)
 
@@ -71,25 +51,6 @@ _COLUMNS = (*(name for name in ContactIn.__dataclass_fields__ if name != "addres
 def new_contact_id() -> str:
     """`ct_` and 128 random bits."""
     return "ct_" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
-
-
-def card_of(contact: Contact | Mapping[str, Any]) -> Card:
-    """What the contact's vCard, MeCard and business card say (a model or its column values)."""
-
-    def get(name: str) -> Any:
-        return contact[name] if isinstance(contact, Mapping) else getattr(contact, name)
-
-    parts = [get(name) or "" for name in ADDRESS_FIELDS]
-    return Card(
-        given_name=get("given_name"),
-        family_name=get("family_name"),
-        **{name: get(name) or "" for name in _CARD_FIELDS},
-        address=Address(*parts) if any(parts) else None,
-    )
-
-
-def code_text(card: Card, encoding: str) -> str:
-    return mecard(card) if encoding == "mecard" else vcard(card)
 
 
 def _columns(fields: ContactIn) -> dict[str, Any]:
@@ -109,47 +70,9 @@ def _changes(patch: ContactPatch) -> dict[str, Any]:
     return changes
 
 
-def check_fits(data: str, encoding: str) -> None:
-    """422 `data_too_long` saying what to do when the contact's text fits no QR code at EC M."""
-    try:
-        encode(data, CODE_ERROR_CORRECTION, engine=current_app.config["ENGINE"])
-    except DataTooLongError as error:
-        raise ApiError(
-            422,
-            "data_too_long",
-            f"the contact's {'MeCard' if encoding == 'mecard' else 'vCard'} fits no QR code: {error}; "
-            "shorten the note or the address"
-            + ("" if encoding == "mecard" else ", or ask for ?encoding=mecard"),
-        ) from None
-
-
-def check_contact(fields: ContactIn, encoding: str) -> None:
-    """The 422 that saving `fields` would meet: the contact's text must fit in a QR code."""
-    check_fits(code_text(card_of(_columns(fields)), encoding), encoding)
-
-
-def _code(owner: ApiKey, values: Mapping[str, Any], encoding: str, current: QrCode | None) -> QrCode:
-    """The code of these values: the current one when it already says that, else a new stored code."""
-    data = code_text(card_of(values), encoding)
-    if current is not None and current.data == data:
-        return current
-    check_fits(data, encoding)
-    options = QrOptions(data=data, format="png", size=CODE_SIZE, error_correction=CODE_ERROR_CORRECTION)
-    code: QrCode = make_code(owner, options)
-    return code
-
-
-def _forget_codes(owner: ApiKey, code_ids: Iterable[str | None]) -> None:
-    """Delete codes no contact shows any more: they hold personal data."""
-    ids = {code_id for code_id in code_ids if code_id}
-    if not ids:
-        return
-    shown = sa.select(Contact.qr_code).where(Contact.qr_code.in_(ids))
-    db.session.execute(
-        sa.delete(QrCode)
-        .where(QrCode.owner_id == owner.id, QrCode.id.in_(ids), QrCode.id.not_in(shown))
-        .execution_options(synchronize_session=False)
-    )
+def contact_text(fields: ContactIn, encoding: str) -> str:
+    """What the code of a contact made from `fields` says: its vCard or its MeCard."""
+    return code_text(card_of(_columns(fields)), encoding)
 
 
 def get_contact(owner: ApiKey, contact_id: str) -> Contact:
@@ -182,9 +105,8 @@ def _duplicate(external_id: object) -> ApiError:
     )
 
 
-def _insert(owner: ApiKey, values: Mapping[str, Any], encoding: str) -> str | None:
-    """Insert a new contact with its code; None when its external_id is taken (nothing is written)."""
-    code = _code(owner, values, encoding, None)
+def _insert(owner: ApiKey, values: Mapping[str, Any], encoding: str, code: QrCode) -> str | None:
+    """Insert a new contact showing `code`; None when its external_id is taken (nothing is written)."""
     moment = now()
     table = Contact.__table__
     statement = (
@@ -202,44 +124,48 @@ def _insert(owner: ApiKey, values: Mapping[str, Any], encoding: str) -> str | No
         .returning(table.c.id)
     )
     inserted: str | None = db.session.scalar(statement)
-    if inserted is None:
-        _forget_codes(owner, [code.id])
     return inserted
+
+
+def save_new(owner: ApiKey, fields: ContactIn, encoding: str | None, premade: QrCode | None = None) -> str:
+    """Insert a contact and its code (`premade` if it says the right thing); a taken external_id is a 409."""
+    chosen = encoding or "vcard"
+    values = _columns(fields)
+    contact_id = _insert(owner, values, chosen, code_for(owner, values, chosen, premade))
+    if contact_id is None:
+        raise _duplicate(fields.external_id)
+    return contact_id
 
 
 def create_contact(owner: ApiKey, fields: ContactIn, encoding: str | None = None) -> Contact:
     """A new contact and its code; an external_id the owner already uses is a 409."""
-    contact_id = _insert(owner, _columns(fields), encoding or "vcard")
-    if contact_id is None:
-        raise _duplicate(fields.external_id)
-    return _load(owner, contact_id)
+    return _load(owner, save_new(owner, fields, encoding))
 
 
-def _update(owner: ApiKey, contact: Contact, changes: Mapping[str, Any], encoding: str | None) -> bool:
-    """Write `changes` and the code they make, if the row still has the code it was read with.
+def _update(
+    owner: ApiKey, contact: Contact, changes: Mapping[str, Any], encoding: str | None, *known: QrCode
+) -> tuple[QrCode, bool]:
+    """Write `changes` and the code they make, if the row still shows the code it was read with.
 
-    False when another writer changed the contact's code meanwhile: read it again and retry.
+    The code, and False when another writer changed the contact meanwhile: read it again and retry.
     """
-    old = contact.qr_code
     values = {**{column: getattr(contact, column) for column in _COLUMNS}, **changes}
     chosen = encoding or contact.qr_encoding
-    code = _code(owner, values, chosen, contact.code)
+    code = code_for(owner, values, chosen, contact.code, *known)
     table = Contact.__table__
     try:
         result = db.session.execute(
             sa.update(table)
-            .where(table.c.id == contact.id, table.c.qr_code.is_not_distinct_from(old))
+            .where(table.c.id == contact.id, table.c.qr_code.is_not_distinct_from(contact.qr_code))
             .values(**changes, qr_code=code.id, qr_encoding=chosen, updated_at=now())
         )
     except sa.exc.IntegrityError:
         raise _duplicate(changes.get("external_id")) from None
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        if code.id != old:
-            _forget_codes(owner, [code.id])
-        return False
-    if code.id != old:
-        _forget_codes(owner, [old])
-    return True
+    return code, result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _ids(codes: Iterable[QrCode]) -> list[str]:
+    return [code.id for code in codes]
 
 
 def update_contact(
@@ -247,15 +173,59 @@ def update_contact(
 ) -> Contact:
     """Change some fields (and the code with them); another key's contact is a 404."""
     changes = _changes(patch)
+    made: list[QrCode] = []
     for _attempt in range(_ATTEMPTS):
         contact = _load(owner, contact_id)
-        if _update(owner, contact, changes, encoding):
+        old = contact.qr_code
+        code, written = _update(owner, contact, changes, encoding, *made)
+        made.append(code)
+        if written:
+            forget_codes(owner, {old, *_ids(made)} - {code.id})
             return _load(owner, contact_id)
+    forget_codes(owner, _ids(made))
     raise _busy()
 
 
 def _busy() -> ApiError:
     return ApiError(409, "conflict", "the contact kept changing while it was being saved; try again")
+
+
+def save_by_external_id(
+    owner: ApiKey, external_id: str, fields: ContactIn, encoding: str | None, premade: QrCode | None = None
+) -> tuple[str, bool]:
+    """Insert or replace the contact with this external_id: its id, and whether it is new.
+
+    Concurrent saves of one external_id make one contact: the loser of the insert updates
+    it, and the last writer's fields and code win together. `premade` is used as the code
+    when it says the right thing (an import makes its codes in one batch).
+    """
+    if fields.external_id not in (None, external_id):
+        raise ApiError(
+            400, "invalid_parameter", "external_id in the body differs from the URL's", field="external_id"
+        )
+    values = {**_columns(fields), "external_id": external_id}
+    made: list[QrCode] = []
+    for _attempt in range(_ATTEMPTS):
+        query = sa.select(Contact).where(Contact.owner_id == owner.id, Contact.external_id == external_id)
+        contact: Contact | None = db.session.scalar(query)
+        if contact is None:
+            chosen = encoding or "vcard"
+            code = code_for(owner, values, chosen, *made, premade)
+            made.append(code)
+            contact_id = _insert(owner, values, chosen, code)
+            if contact_id is not None:
+                forget_codes(owner, set(_ids(made)) - {code.id})
+                return contact_id, True
+        else:
+            old = contact.qr_code
+            code, written = _update(owner, contact, values, encoding, *made, *([premade] if premade else []))
+            made.append(code)
+            if written:
+                forget_codes(owner, {old, *_ids(made)} - {code.id})
+                return contact.id, False
+        db.session.expire_all()
+    forget_codes(owner, _ids(made))
+    raise _busy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,27 +237,9 @@ class Saved:
 
 
 def upsert_contact(owner: ApiKey, external_id: str, fields: ContactIn, encoding: str | None = None) -> Saved:
-    """The contact with this external_id, made or replaced by `fields` (what a CRM sync calls).
-
-    Concurrent upserts of one external_id make one contact: the loser of the insert
-    updates it, and the last writer's fields and code win together.
-    """
-    if fields.external_id not in (None, external_id):
-        raise ApiError(
-            400, "invalid_parameter", "external_id in the body differs from the URL's", field="external_id"
-        )
-    values = {**_columns(fields), "external_id": external_id}
-    for _attempt in range(_ATTEMPTS):
-        query = sa.select(Contact).where(Contact.owner_id == owner.id, Contact.external_id == external_id)
-        contact: Contact | None = db.session.scalar(query)
-        if contact is None:
-            contact_id = _insert(owner, values, encoding or "vcard")
-            if contact_id is not None:
-                return Saved(_load(owner, contact_id), created=True)
-        elif _update(owner, contact, values, encoding):
-            return Saved(_load(owner, contact.id), created=False)
-        db.session.expire_all()
-    raise _busy()
+    """The contact with this external_id, made or replaced by `fields` (what a CRM sync calls)."""
+    contact_id, created = save_by_external_id(owner, external_id, fields, encoding)
+    return Saved(_load(owner, contact_id), created)
 
 
 def delete_contact(owner: ApiKey, contact_id: str) -> None:
@@ -300,4 +252,4 @@ def delete_contact(owner: ApiKey, contact_id: str) -> None:
     ).all()
     if not code_ids:
         raise NotFoundError(f"no contact {contact_id!r}")
-    _forget_codes(owner, code_ids)
+    forget_codes(owner, code_ids)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from integrations.crm.contacts import check_contact, create_contact, upsert_contact
+from integrations.crm.contact_codes import check_fits, forget_codes, make_contact_codes
+from integrations.crm.contacts import contact_text, save_by_external_id, save_new
 from integrations.crm.csvimport import CsvError, Row, read_rows
 from integrations.crm.models import Contact
 from integrations.crm.schemas import CONTACT_COLUMNS, ContactIn
@@ -65,19 +66,32 @@ def _parse(row: Row) -> ContactIn:
     return parse_object(ContactIn, row.values)
 
 
-def _existing(owner: ApiKey, external_ids: set[str]) -> set[str]:
+def _encodings(owner: ApiKey, external_ids: set[str]) -> dict[str, str]:
+    """The code encoding of each of the owner's contacts with one of these external ids."""
     if not external_ids:
-        return set()
-    query = sa.select(Contact.external_id).where(
+        return {}
+    query = sa.select(Contact.external_id, Contact.qr_encoding).where(
         Contact.owner_id == owner.id, Contact.external_id.in_(external_ids)
     )
-    return {external_id for external_id in db.session.scalars(query) if external_id is not None}
+    return {external_id: encoding for external_id, encoding in db.session.execute(query) if external_id}
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    row: Row
+    fields: ContactIn
+    text: str  # what the contact's code will say
 
 
 def import_contacts(
     owner: ApiKey, body: bytes, *, max_rows: int, dry_run: bool = False, encoding: str | None = None
 ) -> ImportResult:
-    """Create or update (by `external_id`) a contact per row; rows without one are new contacts."""
+    """Create or update (by `external_id`) a contact per row; rows without one are new contacts.
+
+    Every row is parsed and its code text checked first; the codes of the good rows are then
+    made in one batch (one render pass, one quota reservation) and each row is saved in its
+    own savepoint. A dry run stops after the checks and counts what saving would do.
+    """
     result = ImportResult()
     parsed: list[tuple[Row, ContactIn]] = []
     for row in _rows(body, max_rows):
@@ -85,50 +99,59 @@ def import_contacts(
             parsed.append((row, _parse(row)))
         except ApiError as error:
             result.errors.append(RowError(row.number, error.field, error.message))
+    existing = _encodings(owner, {fields.external_id for _row, fields in parsed if fields.external_id})
+    planned: list[_Planned] = []
+    for row, fields in parsed:
+        # A contact that exists keeps its own encoding unless the request asks for one.
+        chosen = encoding or existing.get(fields.external_id or "", "vcard")
+        text = contact_text(fields, chosen)
+        try:
+            check_fits(text, chosen)
+        except ApiError as error:
+            result.errors.append(RowError(row.number, error.field, error.message))
+            continue
+        planned.append(_Planned(row, fields, text))
     if dry_run:
-        _check(owner, parsed, encoding, result)
+        _count(planned, set(existing), result)
     else:
-        _save(owner, parsed, encoding, result)
+        _save(owner, planned, encoding, result)
     result.errors.sort(key=lambda error: error.row)
     return result
 
 
-def _check(
-    owner: ApiKey, parsed: list[tuple[Row, ContactIn]], encoding: str | None, result: ImportResult
-) -> None:
-    """What saving would do: each code must fit, and an external_id seen before is an update."""
-    seen = _existing(owner, {fields.external_id for _row, fields in parsed if fields.external_id})
-    for row, fields in parsed:
-        # An existing contact keeps its own encoding when none is asked for; vCard is the larger one.
-        chosen = encoding or "vcard"
-        try:
-            check_contact(fields, chosen)
-        except ApiError as error:
-            result.errors.append(RowError(row.number, error.field, error.message))
-            continue
-        if fields.external_id in seen:
+def _count(planned: list[_Planned], existing: set[str], result: ImportResult) -> None:
+    """What saving would do: a row whose external_id exists (or came earlier) updates it."""
+    seen = set(existing)
+    for plan in planned:
+        external_id = plan.fields.external_id
+        if external_id in seen:
             result.updated += 1
         else:
             result.created += 1
-            if fields.external_id:
-                seen.add(fields.external_id)
+            if external_id:
+                seen.add(external_id)
 
 
-def _save(
-    owner: ApiKey, parsed: list[tuple[Row, ContactIn]], encoding: str | None, result: ImportResult
-) -> None:
-    for row, fields in parsed:
+def _save(owner: ApiKey, planned: list[_Planned], encoding: str | None, result: ImportResult) -> None:
+    if not planned:
+        return
+    codes = make_contact_codes(owner, [plan.text for plan in planned])
+    for plan, code in zip(planned, codes, strict=True):
+        fields = plan.fields
         try:
             with savepoint():
                 if fields.external_id:
-                    created = upsert_contact(owner, fields.external_id, fields, encoding).created
+                    _contact_id, created = save_by_external_id(
+                        owner, fields.external_id, fields, encoding, code
+                    )
                 else:
-                    create_contact(owner, fields, encoding)
+                    save_new(owner, fields, encoding, code)
                     created = True
         except ApiError as error:
-            result.errors.append(RowError(row.number, error.field, error.message))
+            result.errors.append(RowError(plan.row.number, error.field, error.message))
             continue
         if created:
             result.created += 1
         else:
             result.updated += 1
+    forget_codes(owner, [code.id for code in codes])  # those of rows that failed, or changed meanwhile

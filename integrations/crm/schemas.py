@@ -34,6 +34,7 @@ __all__ = [
     "ADDRESS_FIELDS",
     "CONTACT_COLUMNS",
     "ENCODINGS",
+    "EXTERNAL_ID",
     "AddressIn",
     "CardsIn",
     "ContactIn",
@@ -123,6 +124,8 @@ _EMAIL = _optional(_email)
 _PHONE = _optional(_line(64))
 _WEBSITE = _optional(_website)
 _NOTE = _optional(_lines(2000))
+#: An external id as a URL names it (`PUT /contacts/by-external-id/<external_id>`).
+EXTERNAL_ID = _line(128, required=True)
 _EXTERNAL_ID = _optional(_line(128))
 
 

@@ -7,7 +7,16 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations.crm import campaign_views, cards, contacts, importing
-from integrations.crm.schemas import CardsIn, ContactIn, ContactPatch, ContactQuery, ImportQuery, ListQuery
+from integrations.crm.contact_codes import card_of
+from integrations.crm.schemas import (
+    EXTERNAL_ID,
+    CardsIn,
+    ContactIn,
+    ContactPatch,
+    ContactQuery,
+    ImportQuery,
+    ListQuery,
+)
 from integrations.crm.shapes import contact_json, import_json
 from integrations.crm.vcards import vcard
 from qrsvc.toolkit import (
@@ -17,7 +26,6 @@ from qrsvc.toolkit import (
     parse_body,
     parse_query,
     require_key,
-    text,
     transactional,
 )
 
@@ -27,7 +35,6 @@ bp = Blueprint("crm", __name__, url_prefix="/v1/crm")
 bp.register_blueprint(campaign_views.bp)
 
 SCOPE = "crm"
-_EXTERNAL_ID = text(128, allow_blank=False, allow_controls=False)
 
 
 @bp.post("/contacts")
@@ -76,7 +83,7 @@ def delete_contact(contact_id: str) -> Response:
 @require_key(SCOPE)
 @transactional
 def upsert_contact(external_id: str) -> tuple[Response, int]:
-    external_id = _EXTERNAL_ID("external_id", external_id, True).strip()
+    external_id = EXTERNAL_ID("external_id", external_id, True)
     encoding = parse_query(ContactQuery).encoding
     saved = contacts.upsert_contact(current_key(), external_id, parse_body(ContactIn), encoding)
     return jsonify({"success": True, **contact_json(saved.contact)}), 201 if saved.created else 200
@@ -123,7 +130,7 @@ def _attachment(content: bytes | str, mimetype: str, filename: str, disposition:
 def contact_vcard(contact_id: str) -> Response:
     contact = contacts.get_contact(current_key(), contact_id)
     name = _filename(contact.given_name, contact.family_name, fallback=contact.id)
-    response = _attachment(vcard(contacts.card_of(contact)), "text/vcard", f"{name}.vcf", "attachment")
+    response = _attachment(vcard(card_of(contact)), "text/vcard", f"{name}.vcf", "attachment")
     response.headers["Content-Type"] = "text/vcard; charset=utf-8"
     return response
 
@@ -131,7 +138,6 @@ def contact_vcard(contact_id: str) -> Response:
 @bp.get("/contacts/<contact_id>/card.pdf")
 @require_key(SCOPE)
 def contact_card(contact_id: str) -> Response:
-    cards.check_count(1, cards.CARD)
     contact = contacts.get_contact(current_key(), contact_id)
     pdf = cards.render_cards([contact], cards.CARD)
     name = _filename(contact.given_name, contact.family_name, fallback=contact.id)
