@@ -35,7 +35,7 @@ from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.options import QrOptions, check_options
-from qrsvc.pagination import Page, paginate
+from qrsvc.pagination import Page, PageQuery, paginate
 from qrsvc.pdf import html_to_pdf, resource_url
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 from qrsvc.transactions import savepoint, transactional, unit_of_work
@@ -50,6 +50,7 @@ __all__ = [
     "MadeCode",
     "NotFoundError",
     "Page",
+    "PageQuery",
     "Parser",
     "QrOptions",
     "Setting",
