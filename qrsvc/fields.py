@@ -25,6 +25,7 @@ import sys
 import typing
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from qrsvc.errors import ApiError
@@ -299,15 +300,32 @@ def _compile(schema: type[Any]) -> _Schema:
     return compiled
 
 
+def _annotations(schema: type[Any]) -> dict[str, Any]:
+    """The fields' annotations, each class's evaluated in its own module (a parent schema may live elsewhere).
+
+    With the module as globals, a `lambda` bound in an annotation sees that module, not the class.
+    """
+    hints: dict[str, Any] = {}
+    for base in reversed(schema.__mro__):
+        own = base.__dict__.get("__annotations__")
+        if not own:
+            continue
+        module = vars(sys.modules[base.__module__])
+        try:
+            hints.update(
+                typing.get_type_hints(
+                    SimpleNamespace(__annotations__=own), module, dict(vars(base)), include_extras=True
+                )
+            )
+        except NameError as exc:
+            raise TypeError(f"{schema.__qualname__}: define schemas at module level ({exc})") from None
+    return hints
+
+
 def _compile_fields(schema: type[Any]) -> _Schema:
     if not dataclasses.is_dataclass(schema):
         raise TypeError(f"{schema!r} is not a dataclass")
-    try:
-        # The module as globals: a `lambda` bound in an annotation must see the module, not the class.
-        module = vars(sys.modules[schema.__module__])
-        hints = typing.get_type_hints(schema, globalns=module, include_extras=True)
-    except NameError as exc:
-        raise TypeError(f"{schema.__qualname__}: define schemas at module level ({exc})") from None
+    hints = _annotations(schema)
     parsers: dict[str, Parser[Any]] = {}
     required: list[str] = []
     lists: set[str] = set()
