@@ -12,12 +12,13 @@ from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
-from qrsvc.http import parse_body, read_json_object, wants_json, wants_zip
+from qrsvc.http import parse_body, parse_query, read_json_object, wants_json, wants_zip
 from qrsvc.images import Image, image_etag, make_image
 from qrsvc.keys import plan_of
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, boolean, choice, integer, parse_fields, parse_options, text
+from qrsvc.options import Bounds, Spec, boolean, choice, parse_fields, parse_options
+from qrsvc.pagination import PageQuery
 from qrsvc.qr import CONTENT_TYPES, FORMATS
 from qrsvc.transactions import transactional
 
@@ -233,14 +234,8 @@ _PUBLIC_CACHE = "public, max-age=31536000, immutable"
 @bp.get("/qr")
 @require_key("qr:read")
 def list_codes() -> Response:
-    spec = Spec(
-        extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": text},
-        qr_fields=False,
-    )
-    params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    limit = cast(int, params.get("limit", 20))
-    cursor = cast("str | None", params.get("cursor"))
-    page = codes.list_codes(current_key(), limit, cursor)
+    query = parse_query(PageQuery)
+    page = codes.list_codes(current_key(), query.limit, query.cursor)
     return jsonify(
         {
             "success": True,
