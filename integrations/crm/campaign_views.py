@@ -13,8 +13,8 @@ from integrations.crm import campaigns, exports
 from integrations.crm.campaign_schemas import CampaignIn, CodesIn, ExportQuery, StatsQuery
 from integrations.crm.campaign_stats import CampaignStats, campaign_stats
 from integrations.crm.models import Campaign
-from integrations.crm.schemas import ListQuery
 from qrsvc.toolkit import (
+    PageQuery,
     current_key,
     image_url,
     images_base,
@@ -67,7 +67,7 @@ def create_campaign() -> tuple[Response, int]:
 @bp.get("")
 @require_key(SCOPE)
 def list_campaigns() -> Response:
-    query = parse_query(ListQuery)
+    query = parse_query(PageQuery)
     page = campaigns.list_campaigns(current_key(), query.limit, query.cursor)
     counts = campaigns.code_counts([campaign.id for campaign in page.items])
     items = [_campaign_json(campaign, counts[campaign.id]) for campaign in page.items]
