@@ -127,8 +127,15 @@ def run_wrk(server: BenchServer, script: str, connections: int, seconds: int) ->
         return float(found.group(1)) * scale[found.group(2)]
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    made = re.search(r"(\d+) requests in", output)
     assert rps is not None, output
-    return {"rps": float(rps.group(1)), "p50_ms": percentile("50"), "p99_ms": percentile("99")}
+    assert made is not None, output
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "requests": float(made.group(1)),
+    }
 
 
 def require_wrk() -> str:

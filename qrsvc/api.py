@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import base64
+from datetime import date, datetime
 from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc import batch, codes, idempotency, usage
-from qrsvc.auth import current_key, plan_of, require_key
+from qrsvc import batch, codes, dynamic, idempotency, scan_counts, scans, usage
+from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
-from qrsvc.http import public_url, read_json_object, wants_json, wants_zip
+from qrsvc.http import parse_body, parse_query, read_json_object, wants_json, wants_zip
+from qrsvc.images import Image, image_etag, make_image
+from qrsvc.keys import plan_of
+from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, choice, integer, parse_fields, parse_options, text
+from qrsvc.options import Bounds, Spec, boolean, choice, parse_fields, parse_options
+from qrsvc.pagination import PageQuery
 from qrsvc.qr import CONTENT_TYPES, FORMATS
+from qrsvc.transactions import transactional
 
 bp = Blueprint("qr", __name__, url_prefix="/v1")
 
@@ -28,21 +33,17 @@ def _bounds() -> Bounds:
 
 
 def generate_spec() -> Spec:
-    """Fields of /v1/qr/generate: the QR options plus `response`."""
-    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json"))})
+    """Fields of /v1/qr/generate: the QR options plus `response` and `dynamic`."""
+    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json")), "dynamic": boolean})
 
 
-def image_url(code: QrCode, fmt: str | None = None, *, base: str | None = None) -> str:
-    """The code's public image URL; `base` (from `images_base()`) saves recomputing it per item."""
-    return f"{base or images_base()}{code.id}.{fmt or code.options['format']}"
+def code_json(
+    code: QrCode, image: Image | None = None, counts: scan_counts.Counts | None = None
+) -> dict[str, Any]:
+    """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI.
 
-
-def images_base() -> str:
-    return public_url("/v1/qr/")
-
-
-def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
-    """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI."""
+    A dynamic code adds its `dynamic` object, with `scans` when `counts` are given.
+    """
     stored = code.options
     body: dict[str, Any] = {
         "success": True,
@@ -58,14 +59,16 @@ def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
         "created_at": isoformat(code.created_at),
         "image_url": image_url(code),
     }
+    if code.dynamic is not None:
+        body["dynamic"] = dynamic.describe(code, counts.to_dict() if counts else None)
     if image is not None:
-        encoded = base64.b64encode(image.content).decode()
-        body["image_base64"] = encoded
-        body["data_uri"] = f"data:{CONTENT_TYPES[image.options.format]};base64,{encoded}"
+        uri = data_uri(image.content, CONTENT_TYPES[image.options.format])
+        body["image_base64"] = uri.partition(",")[2]
+        body["data_uri"] = uri
     return body
 
 
-def image_response(image: codes.Image, etag: str, cache_control: str, code: QrCode | None = None) -> Response:
+def image_response(image: Image, etag: str, cache_control: str, code: QrCode | None = None) -> Response:
     response = Response(image.content, mimetype=CONTENT_TYPES[image.options.format])
     response.set_etag(etag)
     response.headers["Cache-Control"] = cache_control
@@ -80,26 +83,33 @@ def _generate(source: dict[str, Any], from_query: bool) -> Response | tuple[Resp
     options, extras = parse_options(source, generate_spec(), from_query=from_query)
     key = current_key()
     engine = current_app.config["ENGINE"]
-    code, image = codes.generate(key, plan_of(key), options, engine)
+    if extras.get("dynamic"):
+        ((code, image),) = dynamic.make_dynamic_images(key, plan_of(key), [options.data], options, engine)
+    else:
+        made = codes.make_code(key, options)
+        code, image = made.code, made.image
     if extras.get("response") == "json" or ("response" not in extras and wants_json()):
         return jsonify(code_json(code, image))
-    return image_response(image, codes.image_etag(options, engine), "private, max-age=86400", code)
+    return image_response(image, image_etag(image.options, engine), "private, max-age=86400", code)
 
 
 @bp.post("/qr/generate")
 @require_key("qr:write")
+@transactional
 def generate_post() -> Response | tuple[Response, int]:
     return _generate(read_json_object(), from_query=False)
 
 
 @bp.get("/qr/generate")
 @require_key("qr:write")
+@transactional
 def generate_get() -> Response | tuple[Response, int]:
     return _generate(request.args.to_dict(), from_query=True)
 
 
 @bp.post("/qr/batch")
 @require_key("qr:write")
+@transactional
 def generate_batch() -> Response:
     """Many codes in one request: JSON with base64 images, JSON with URLs only, or a ZIP."""
     config = current_app.config
@@ -110,11 +120,9 @@ def generate_batch() -> Response:
         max_pixels=config["BATCH_MAX_PIXELS"],
         zip_accepted=wants_zip(),
     )
-    key = current_key()
     images = images_base()  # once, not once an item
     output = batch.generate_batch(
-        key,
-        plan_of(key),
+        current_key(),
         wanted,
         config["ENGINE"],
         lambda code: image_url(code, base=images),
@@ -144,7 +152,53 @@ def _batch_response(output: batch.BatchOutput) -> Response:
 @require_key("qr:read")
 def get_code(code_id: str) -> Response:
     parse_fields(request.args.to_dict(), Spec(qr_fields=False))
-    return jsonify(code_json(codes.get_code(current_key(), code_id)))
+    scans.flush()  # this worker's waiting scans count too
+    code = codes.get_code(current_key(), code_id)
+    return jsonify(code_json(code, counts=scan_counts.counts(code.id) if code.dynamic else None))
+
+
+@bp.patch("/qr/<code_id>")
+@require_key("qr:write")
+@transactional
+def change_code(code_id: str) -> Response:
+    """A dynamic code's target, `disabled` or `expires_at`; the printed image stays the same."""
+    wanted = parse_body(dynamic.Change)
+    scans.flush()  # before this request writes: SQLite has one writer
+    code = dynamic.change(current_key(), code_id, wanted)
+    return jsonify(code_json(code, counts=scan_counts.counts(code.id)))
+
+
+@bp.get("/qr/<code_id>/scans")
+@require_key("qr:read")
+def code_scans(code_id: str) -> Response:
+    """A dynamic code's scans over a bounded time range, per day, device, referrer, browser or country."""
+    spec = Spec(
+        extra={
+            "from": scan_counts.parse_bound,
+            "to": scan_counts.parse_bound,
+            "group": choice(tuple(scan_counts.GROUPS)),
+        },
+        qr_fields=False,
+    )
+    params = parse_fields(request.args.to_dict(), spec, from_query=True)
+    scans.flush()
+    window = scan_counts.window(
+        cast("date | datetime | None", params.get("from")), cast("date | datetime | None", params.get("to"))
+    )
+    code = codes.get_code(current_key(), code_id)
+    if code.dynamic is None:
+        raise dynamic.not_dynamic(code_id)
+    group = str(params.get("group", "day"))
+    return jsonify(
+        {
+            "success": True,
+            "id": code.id,
+            "group": group,
+            "from": isoformat(window.start),
+            "to": isoformat(window.end),
+            "items": scan_counts.series(code.id, window.start, window.end, group),
+        }
+    )
 
 
 @bp.get("/qr/<code_id>.<ext>")
@@ -165,13 +219,13 @@ def get_image(code_id: str, ext: str) -> Response:
     code = codes.find_public_code(code_id)
     options = codes.stored_options(code, {**changes, "format": ext})
     engine = current_app.config["ENGINE"]
-    etag = codes.image_etag(options, engine)
+    etag = image_etag(options, engine)
     if etag in request.if_none_match:
         response = Response(status=304)
         response.set_etag(etag)
         response.headers["Cache-Control"] = _PUBLIC_CACHE
         return response
-    return image_response(codes.make_image(options, engine), etag, _PUBLIC_CACHE, code)
+    return image_response(make_image(options, engine), etag, _PUBLIC_CACHE, code)
 
 
 _PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -180,14 +234,8 @@ _PUBLIC_CACHE = "public, max-age=31536000, immutable"
 @bp.get("/qr")
 @require_key("qr:read")
 def list_codes() -> Response:
-    spec = Spec(
-        extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": text},
-        qr_fields=False,
-    )
-    params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    limit = cast(int, params.get("limit", 20))
-    cursor = cast("str | None", params.get("cursor"))
-    page = codes.list_codes(current_key(), limit, cursor)
+    query = parse_query(PageQuery)
+    page = codes.list_codes(current_key(), query.limit, query.cursor)
     return jsonify(
         {
             "success": True,
@@ -199,6 +247,7 @@ def list_codes() -> Response:
 
 @bp.delete("/qr/<code_id>")
 @require_key("qr:write")
+@transactional
 def delete_code(code_id: str) -> Response:
     codes.delete_code(current_key(), code_id)
     return jsonify({"success": True, "id": code_id, "deleted": True})
@@ -206,11 +255,12 @@ def delete_code(code_id: str) -> Response:
 
 @bp.get("/account/usage")
 @require_key("qr:read")
+@transactional
 def account_usage() -> Response:
     key = current_key()
     plan = plan_of(key)
     current = limiter.current_limit
-    usage.flush()  # count this request before reading the counters
+    usage.flush()  # count this request (committed with the view) before reading the counters
     counts = usage.usage_of(key.id)
     return jsonify(
         {

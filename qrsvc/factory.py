@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from qrsvc import auth, codes, config, db, http, jobs
-from qrsvc.errors import register_error_handlers
+from qrsvc import auth, config, db, http, images, jobs, scans, usage
 from qrsvc.extensions import limiter
+from qrsvc.http import register_error_handlers
 from qrsvc.ratelimit_storage import limiter_storage_uri
 
 #: Jinja templates of the core and of every integration (`templates/<integration>/…`).
@@ -47,8 +47,10 @@ def create_app(
 def register_extensions(app: Flask) -> None:
     http.init_app(app)
     db.init_app(app)
-    codes.init_app(app)
+    images.init_app(app)
+    usage.init_app(app)
     jobs.init_app(app)
+    scans.init_app(app)
     # Identify the caller before flask-limiter's own before_request counts the request.
     app.before_request(auth.identify_request)
     # after_request hooks run in reverse order: this one sees the limiter's headers.
@@ -76,8 +78,10 @@ def _retry_after_only_when_refused(response: Response) -> Response:
 
 def register_blueprints(app: Flask) -> None:
     from qrsvc.api import bp
+    from qrsvc.redirects import bp as redirects
 
     app.register_blueprint(bp)
+    app.register_blueprint(redirects)
 
     @app.get("/healthz")
     def healthz() -> Any:

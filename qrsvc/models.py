@@ -1,4 +1,4 @@
-"""The core's tables: API keys, stored codes and daily usage counters."""
+"""The core's tables: API keys, stored codes, usage counters, and dynamic codes with their scans."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qrsvc.extensions import db
 
@@ -64,6 +64,13 @@ class QrCode(db.Model):  # type: ignore[name-defined,misc]
     options: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     version: Mapped[int] = mapped_column(sa.SmallInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Loaded with the code (one LEFT JOIN): images of a dynamic code draw its short URL.
+    dynamic: Mapped[DynamicCode | None] = relationship(lazy="joined", viewonly=True)
+
+    @property
+    def encoded(self) -> str:
+        """What the symbol holds: a dynamic code's short URL, else `data`."""
+        return self.dynamic.short_url if self.dynamic is not None else self.data
 
 
 class UsageDay(db.Model):  # type: ignore[name-defined,misc]
@@ -113,4 +120,59 @@ class UsageMonth(db.Model):  # type: ignore[name-defined,misc]
     codes: Mapped[int] = mapped_column(sa.Integer, default=0)
 
 
-__all__ = ["ApiKey", "IdempotencyRecord", "QrCode", "UTCDateTime", "UsageDay", "UsageMonth"]
+class DynamicCode(db.Model):  # type: ignore[name-defined,misc]
+    """The short URL a dynamic code prints; its target is the code's `data`, which may change.
+
+    `short_code` is stored upper-case and is unique: `/r/<CODE>` finds the row with one
+    index probe, whatever case a phone sends it in.
+    """
+
+    __tablename__ = "dynamic_codes"
+
+    code_id: Mapped[str] = mapped_column(sa.ForeignKey("qr_codes.id", ondelete="CASCADE"), primary_key=True)
+    short_code: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    short_url: Mapped[str] = mapped_column(sa.Text)
+    disabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Scan(db.Model):  # type: ignore[name-defined,misc]
+    """One redirect through a dynamic code. Never an IP address: `visitor` is a keyed hash
+    of address and user agent under the day's salt, unlinkable once the salt is deleted."""
+
+    __tablename__ = "scans"
+    __table_args__ = (sa.Index("ix_scans_code_scanned", "code_id", "scanned_at"),)
+
+    # SQLite numbers rows itself only for an INTEGER PRIMARY KEY.
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    code_id: Mapped[str] = mapped_column(sa.ForeignKey("dynamic_codes.code_id", ondelete="CASCADE"))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The UTC day of `scanned_at`, for per-day series on every backend.
+    day: Mapped[date] = mapped_column(sa.Date)
+    visitor: Mapped[str] = mapped_column(sa.String(32))
+    browser: Mapped[str] = mapped_column(sa.String(32))
+    device: Mapped[str] = mapped_column(sa.String(16))
+    referrer: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    country: Mapped[str | None] = mapped_column(sa.String(2), default=None)
+
+
+class ScanSalt(db.Model):  # type: ignore[name-defined,misc]
+    """The random key of one UTC day's visitor hashes; `qrsvc worker` deletes past days' salts."""
+
+    __tablename__ = "scan_salts"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    salt: Mapped[str] = mapped_column(sa.String(64))
+
+
+__all__ = [
+    "ApiKey",
+    "DynamicCode",
+    "IdempotencyRecord",
+    "QrCode",
+    "Scan",
+    "ScanSalt",
+    "UTCDateTime",
+    "UsageDay",
+    "UsageMonth",
+]

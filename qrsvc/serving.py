@@ -120,6 +120,10 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         return keep_alive
 
 
+#: Paths whose access log lines leave out the client's address: dynamic code redirects.
+_UNLOGGED_CLIENTS = frozenset({"/r/", "/R/"})
+
+
 class AccessLogger(glogging.Logger):  # type: ignore[misc]
     """One compact line a request: client, method, path, status, bytes, ms, request id, pid.
 
@@ -127,7 +131,9 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
     control characters escaped (`%0a` in a URL is a newline in PATH_INFO). gunicorn's own
     formatter builds a dict of every header and environ variable for each request, about a
     tenth of a small request's CPU here. gunicorn's error log, which quotes whole request
-    lines and URIs when a request fails, gets the same redaction and escaping.
+    lines and URIs when a request fails, gets the same redaction and escaping. A redirect of a
+    dynamic code (`/r/`) is logged without its client: with its time and code, that line would
+    be the record of who scanned what, which the scan statistics are built not to keep.
     """
 
     def setup(self, cfg: Any) -> None:
@@ -140,11 +146,12 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), "-")
+        path = environ.get("PATH_INFO", "-")
         self.access_log.info(
             '%s "%s %s" %s %s %dms %s <%d>',
-            environ.get("REMOTE_ADDR", "-"),
+            "-" if path[:3] in _UNLOGGED_CLIENTS else environ.get("REMOTE_ADDR", "-"),
             wsgi_text(environ.get("REQUEST_METHOD", "-")),
-            wsgi_text(environ.get("PATH_INFO", "-")),
+            wsgi_text(path),
             status,
             getattr(resp, "sent", None) or "-",
             request_time.seconds * 1000 + request_time.microseconds // 1000,

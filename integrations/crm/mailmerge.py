@@ -11,8 +11,9 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterable, Sequence
+from typing import IO
 
-__all__ = ["csv_bytes", "neutralise", "zip_bytes"]
+__all__ = ["csv_bytes", "neutralise", "write_zip", "zip_bytes"]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -33,10 +34,19 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
 
 
 def zip_bytes(files: Iterable[tuple[str, bytes]]) -> bytes:
-    """Images are already compressed: they are stored, only the CSV is deflated."""
+    """The archive in memory (see `write_zip`)."""
     out = io.BytesIO()
+    write_zip(out, files)
+    return out.getvalue()
+
+
+def write_zip(out: IO[bytes], files: Iterable[tuple[str, bytes]]) -> None:
+    """Write each file as it comes (one in memory at a time): text (CSV, SVG) is deflated, and
+    PNGs, compressed already, are stored."""
     with zipfile.ZipFile(out, "w") as archive:
         for name, content in files:
-            method = zipfile.ZIP_DEFLATED if name.endswith(".csv") else zipfile.ZIP_STORED
+            method = zipfile.ZIP_DEFLATED if name.endswith(_TEXT_EXTENSIONS) else zipfile.ZIP_STORED
             archive.writestr(name, content, compress_type=method)
-    return out.getvalue()
+
+
+_TEXT_EXTENSIONS = (".csv", ".svg")

@@ -12,7 +12,8 @@ from qrsvc.models import QrCode, UTCDateTime
 
 
 class Contact(db.Model):  # type: ignore[name-defined,misc]
-    """A person as a CRM holds them; `qr_code` is the stored code (EC M) of their vCard or MeCard.
+    """A person as a CRM holds them; `qr_code` is the stored code (EC M) of their vCard or MeCard
+    (`qr_encoding`).
 
     `external_id` is the CRM's own id, unique per key, so a sync can upsert by it.
     """
@@ -41,6 +42,8 @@ class Contact(db.Model):  # type: ignore[name-defined,misc]
     country: Mapped[str | None] = mapped_column(sa.String(100), default=None)
     note: Mapped[str | None] = mapped_column(sa.Text, default=None)
     qr_code: Mapped[str | None] = mapped_column(sa.ForeignKey("qr_codes.id", ondelete="SET NULL"))
+    #: What the code holds: `vcard` (the .vcf's text) or the smaller `mecard`.
+    qr_encoding: Mapped[str] = mapped_column(sa.String(8), default="vcard", server_default="vcard")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -50,6 +50,7 @@ def upgrade() -> None:
         _text("country", 100),
         sa.Column("note", sa.Text, nullable=True),
         sa.Column("qr_code", sa.String(40), sa.ForeignKey("qr_codes.id", ondelete="SET NULL"), nullable=True),
+        sa.Column("qr_encoding", sa.String(8), nullable=False, server_default="vcard"),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("owner_id", "external_id", name="uq_crm_contacts_owner_external"),
