@@ -42,14 +42,14 @@ def test_ticket_pdf_needs_the_owners_key(client, ticket, scanner) -> None:
 
 
 def test_holder_markup_is_escaped_not_run(app, client, manager, event, issue) -> None:
-    from integrations.tickets import pdf, service
+    from integrations.tickets import events, issuance, pdf
 
     name = '<script>alert(1)</script><img src="file:///etc/hostname">'
     ticket = issue(event["id"], holder_name=name)
     with app.test_request_context():
         html = pdf.ticket_html(
-            service.get_ticket(_key(app, manager), ticket["id"]),
-            service.get_event(_key(app, manager), event["id"]),
+            issuance.get_ticket(_key(app, manager), ticket["id"]),
+            events.get_event(_key(app, manager), event["id"]),
         )
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<img src="file:' not in html
