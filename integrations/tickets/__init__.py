@@ -13,8 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from qrsvc.config import Setting, apply_settings
-from qrsvc.db import add_migrations
+from qrsvc.toolkit import Setting, add_migrations, apply_settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -65,7 +64,7 @@ signing_keys = AppGroup("signing-keys", help="Ticket signing keys: list, rotate,
 @signing_keys.command("list")
 def keys_list() -> None:
     """Kid, algorithm, created time and state of every signing key (never the private key)."""
-    from qrsvc.clock import isoformat
+    from qrsvc.toolkit import isoformat
 
     from .tokens import list_keys
 

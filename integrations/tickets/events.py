@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import sqlalchemy as sa
 
-from qrsvc import clock
-from qrsvc.errors import ApiError, NotFoundError
+from qrsvc import toolkit
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import ApiError, NotFoundError
 
+from .inputs import NewEvent
 from .models import Event, Scan, ScanResult, Ticket, new_record_id, plausible_id
 from .scanning import INSIDE
 
 
-def create_event(
-    owner: ApiKey,
-    *,
-    name: str,
-    starts_at: datetime,
-    ends_at: datetime,
-    venue: str | None = None,
-    allow_reentry: bool = False,
-) -> Event:
-    """A new event owned by `owner`; added to the session, committed by the caller."""
-    if ends_at <= starts_at:
+def create_event(owner: ApiKey, new: NewEvent) -> Event:
+    """A new event owned by `owner`; added and flushed, committed by the caller."""
+    if new.ends_at <= new.starts_at:
         raise ApiError(422, "invalid_time_range", "ends_at must be later than starts_at", field="ends_at")
     event = Event(
         id=new_record_id("evt_"),
         owner_id=owner.id,
-        name=name,
-        venue=venue,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        allow_reentry=allow_reentry,
+        name=new.name,
+        venue=new.venue,
+        starts_at=new.starts_at,
+        ends_at=new.ends_at,
+        allow_reentry=new.allow_reentry,
         revocation_version=0,
-        created_at=clock.now(),
+        created_at=toolkit.now(),
     )
     db.session.add(event)
     db.session.flush()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from qrsvc.errors import NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import NotFoundError
 
 from .models import Event, plausible_id
 

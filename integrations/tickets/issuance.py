@@ -9,31 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import current_app
 
-from qrsvc import clock, codes
+from qrsvc import codes, toolkit
 from qrsvc.config import Plan
-from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.options import QrOptions
+from qrsvc.toolkit import ApiError, NotFoundError, QrOptions, Unset
 
 from . import tokens
 from .events import get_event
+from .inputs import TicketChanges, TicketSpec
 from .models import Event, Ticket, new_record_id, plausible_id
 
-
-@dataclass(frozen=True, slots=True)
-class TicketSpec:
-    """Who a new ticket is for, and where they sit."""
-
-    holder_name: str
-    holder_email: str | None = None
-    seat: str | None = None
-    tier: str | None = None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +97,7 @@ def issue_tickets(
         raise ApiError(409, "ticket_used", "a ticket that has been used cannot be reissued")
     # Checks the quota first; the codes are stored in this transaction, with the tickets.
     stored = codes.store_codes(owner, plan, images, commit=False)
-    now = clock.now()
+    now = toolkit.now()
     tickets = [
         Ticket(
             id=ticket_id,
@@ -160,7 +152,7 @@ def _revoke(ticket: Ticket, *, replaced_by: str | None = None, unused_only: bool
     result = db.session.execute(
         sa.update(Ticket)
         .where(*condition)
-        .values(revoked_at=clock.now(), replaced_by=replaced_by)
+        .values(revoked_at=toolkit.now(), replaced_by=replaced_by)
         .execution_options(synchronize_session=False)
     )
     changed = bool(cast(sa.CursorResult[Any], result).rowcount)
@@ -182,18 +174,22 @@ def revoke_ticket(owner: ApiKey, ticket_id: str) -> IssuedTicket:
     return found
 
 
-def reissue_ticket(owner: ApiKey, plan: Plan, ticket_id: str, changes: dict[str, str | None]) -> IssuedTicket:
+def reissue_ticket(owner: ApiKey, plan: Plan, ticket_id: str, changes: TicketChanges) -> IssuedTicket:
     """A new ticket (new id and token, optional seat/holder changes) replacing an unused one."""
     old = get_ticket(owner, ticket_id)
     event = get_event(owner, old.event_id)
     spec = TicketSpec(
-        holder_name=changes.get("holder_name") or old.holder_name,
-        holder_email=changes.get("holder_email", old.holder_email),
-        seat=changes.get("seat", old.seat),
-        tier=changes.get("tier", old.tier),
+        holder_name=_kept(changes.holder_name, old.holder_name),
+        holder_email=_kept(changes.holder_email, old.holder_email),
+        seat=_kept(changes.seat, old.seat),
+        tier=_kept(changes.tier, old.tier),
     )
     (new,) = issue_tickets(owner, plan, event, [spec], replaces=old)
     return new
+
+
+def _kept(change: T | Unset, old: T) -> T:
+    return old if isinstance(change, Unset) else change
 
 
 def revocations(event: Event, since: datetime | None) -> tuple[int, list[Ticket]]:
@@ -207,7 +203,6 @@ def revocations(event: Event, since: datetime | None) -> tuple[int, list[Ticket]
 
 __all__ = [
     "IssuedTicket",
-    "TicketSpec",
     "find_ticket",
     "get_ticket",
     "issue_tickets",

@@ -15,9 +15,9 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import Page, paginate
 
 from .models import Event, Scan, Ticket, scan_event_scope
 
@@ -82,26 +82,10 @@ def append(key: ApiKey, event_id: str | None, sent: Sent, decide: Callable[[], S
     return scan
 
 
-@dataclass(frozen=True, slots=True)
-class ScanPage:
-    items: list[Scan]
-    next_cursor: str | None
-
-
-def list_scans(event: Event, limit: int, cursor: str | None) -> ScanPage:
-    """The event's scan log, oldest first; `cursor` is the last id of the previous page."""
+def list_scans(event: Event, limit: int, cursor: str | None) -> Page[Scan]:
+    """The event's scan log, oldest first, a page after `cursor` (the previous page's `next_cursor`)."""
     query = sa.select(Scan).where(Scan.event_id == event.id)
-    if cursor:
-        try:
-            after = int(cursor)
-        except ValueError:
-            after = -1
-        if not 0 <= after < 2**63:  # beyond a BIGINT the database itself would fail
-            raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor")
-        query = query.where(Scan.id > after)
-    rows = list(db.session.scalars(query.order_by(Scan.id).limit(limit + 1)))
-    items = rows[:limit]
-    return ScanPage(items, str(items[-1].id) if len(rows) > limit and items else None)
+    return paginate(query, [Scan.id], limit, cursor, descending=False)
 
 
 def ticket_scans(ticket: Ticket, limit: int = 100) -> list[Scan]:
@@ -110,4 +94,4 @@ def ticket_scans(ticket: Ticket, limit: int = 100) -> list[Scan]:
     return list(db.session.scalars(query))
 
 
-__all__ = ["ScanPage", "Sent", "append", "find_scan", "is_retry", "list_scans", "ticket_scans", "token_hash"]
+__all__ = ["Sent", "append", "find_scan", "is_retry", "list_scans", "ticket_scans", "token_hash"]

@@ -19,13 +19,14 @@ from typing import Any, Final, cast
 
 import sqlalchemy as sa
 
-from qrsvc import clock
-from qrsvc.errors import ApiError
+from qrsvc import toolkit
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import ApiError
 
 from . import scanlog, tokens
 from .gates import SCAN_SCOPE, gate_event, may_scan
+from .inputs import OfflineScan, ScanRequest
 from .models import Event, Scan, ScanResult, Ticket
 from .scanlog import Sent
 
@@ -35,31 +36,6 @@ _OUTSIDE: Final = Ticket.inside.is_(False)
 
 
 # ---------------------------------------------------------------- values
-
-
-@dataclass(frozen=True, slots=True)
-class ScanRequest:
-    """An online scan as a gate sends it."""
-
-    token: str
-    gate: str | None = None
-    device: str | None = None
-    nonce: str | None = None
-    direction: str = "entry"
-    event_id: str | None = None
-    scanned_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OfflineScan:
-    """A scan an offline scanner decided itself, uploaded later."""
-
-    token: str
-    scanned_at: datetime
-    device: str
-    nonce: str
-    gate: str | None = None
-    admitted_locally: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +112,7 @@ def _enter(ticket: Ticket, gate: str | None, reentry: bool) -> ScanResult:
     """Redeem with one conditional UPDATE; the row count says who won."""
     live = (Ticket.id == ticket.id, Ticket.revoked_at.is_(None))
     first = sa.update(Ticket).where(*live, Ticket.used_at.is_(None))
-    if _rowcount(first.values(used_at=clock.now(), first_gate=gate, inside=True)):
+    if _rowcount(first.values(used_at=toolkit.now(), first_gate=gate, inside=True)):
         return ScanResult.ADMITTED
     if reentry:
         again = sa.update(Ticket).where(*live, Ticket.used_at.is_not(None), _OUTSIDE)
@@ -221,7 +197,7 @@ def _log_row(key: ApiKey, decision: ScanDecision, sent: Sent) -> Scan:
         device=sent.device,
         nonce=sent.nonce,
         token_hash=sent.digest,
-        server_time=clock.now(),
+        server_time=toolkit.now(),
         client_time=sent.client_time,
         offline=sent.offline,
         conflict=decision.conflict,
@@ -231,7 +207,8 @@ def _log_row(key: ApiKey, decision: ScanDecision, sent: Sent) -> Scan:
 
 
 def _outcome(scan: Scan) -> ScanOutcome:
-    ticket = db.session.get(Ticket, scan.ticket_id) if scan.ticket_id else None
+    """The scan with its ticket as it is now (reloaded: a racing request may have just used it)."""
+    ticket = db.session.get(Ticket, scan.ticket_id, populate_existing=True) if scan.ticket_id else None
     return ScanOutcome(scan, ticket)
 
 
@@ -250,7 +227,7 @@ def _nonce_reused_row(item: OfflineScan) -> Scan:
         gate=item.gate,
         device=item.device,
         nonce=item.nonce,
-        server_time=clock.now(),
+        server_time=toolkit.now(),
         client_time=item.scanned_at,
         offline=True,
         conflict=False,
@@ -335,10 +312,8 @@ def upload_scans(key: ApiKey, items: Sequence[OfflineScan]) -> list[ScanOutcome]
 
 __all__ = [
     "INSIDE",
-    "OfflineScan",
     "ScanDecision",
     "ScanOutcome",
-    "ScanRequest",
     "scan_ticket",
     "upload_scans",
 ]

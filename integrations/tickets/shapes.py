@@ -7,12 +7,11 @@ without another trip to the database.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from qrsvc.api import image_url
-from qrsvc.clock import isoformat
-from qrsvc.http import public_url
+from qrsvc.toolkit import image_url, images_base, isoformat, public_url
 
 from .events import EventStats
 from .issuance import IssuedTicket, state_of
@@ -63,13 +62,14 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def ticket_json(issued: IssuedTicket) -> dict[str, Any]:
+def ticket_json(issued: IssuedTicket, *, images: str | None = None) -> dict[str, Any]:
+    """A ticket as its owner sees it; `images` is the image URLs' base, worked out once for a list."""
     ticket, code = issued.ticket, issued.code
     return {
         **ticket_summary(ticket),
         "holder_email": ticket.holder_email,
         "token": ticket.token,
-        "qr": {"id": code.id, "image_url": image_url(code)} if code is not None else None,
+        "qr": {"id": code.id, "image_url": image_url(code, base=images)} if code is not None else None,
         "pdf_url": public_url(f"/v1/tickets/{ticket.id}/pdf"),
         "created_at": isoformat(ticket.created_at),
         "used_at": _time(ticket.used_at),
@@ -77,6 +77,11 @@ def ticket_json(issued: IssuedTicket) -> dict[str, Any]:
         "revoked_at": _time(ticket.revoked_at),
         "replaced_by": ticket.replaced_by,
     }
+
+
+def tickets_json(issued: Sequence[IssuedTicket]) -> dict[str, Any]:
+    images = images_base()
+    return {"tickets": [ticket_json(each, images=images) for each in issued]}
 
 
 def scan_json(scan: Scan) -> dict[str, Any]:
@@ -130,5 +135,6 @@ __all__ = [
     "stats_json",
     "ticket_json",
     "ticket_summary",
+    "tickets_json",
     "upload_json",
 ]

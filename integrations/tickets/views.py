@@ -12,9 +12,9 @@ from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc.auth import current_key, plan_of, require_key
+from qrsvc.auth import plan_of
 from qrsvc.extensions import db
-from qrsvc.http import read_json_object
+from qrsvc.toolkit import current_key, parse_body, parse_query, read_json_object, require_key
 
 from . import events, gates, inputs, issuance, pdf, scanlog, scanning, shapes, tokens
 from .gates import SCAN_SCOPE
@@ -44,7 +44,7 @@ def _transactional(view: F) -> F:
 @require_key(MANAGE_SCOPE)
 @_transactional
 def create_event() -> tuple[Response, int]:
-    event = events.create_event(current_key(), **inputs.event_fields(read_json_object()))
+    event = events.create_event(current_key(), parse_body(inputs.NewEvent))
     return jsonify(shapes.event_json(event)), 201
 
 
@@ -65,8 +65,8 @@ def event_stats(event_id: str) -> Response:
 @require_key(MANAGE_SCOPE)
 def event_scans(event_id: str) -> Response:
     event = events.get_event(current_key(), event_id)
-    limit, cursor = inputs.page_params(request.args.to_dict())
-    page = scanlog.list_scans(event, limit, cursor)
+    query = parse_query(inputs.ScanLogQuery)
+    page = scanlog.list_scans(event, query.limit, query.cursor)
     return jsonify({"scans": [shapes.scan_json(s) for s in page.items], "next_cursor": page.next_cursor})
 
 
@@ -74,7 +74,7 @@ def event_scans(event_id: str) -> Response:
 @require_key(MANAGE_SCOPE, SCAN_SCOPE)
 def event_revocations(event_id: str) -> Response:
     event = gates.get_event_for_scanner(current_key(), event_id)
-    since = inputs.since_param(request.args.to_dict())
+    since = parse_query(inputs.RevocationsQuery).since
     version, revoked = issuance.revocations(event, since)
     return jsonify(shapes.revocations_json(event, version, since, revoked))
 
@@ -88,11 +88,11 @@ def event_revocations(event_id: str) -> Response:
 def issue_tickets(event_id: str) -> tuple[Response, int]:
     key = current_key()
     event = events.get_event(key, event_id)
-    specs, single = inputs.ticket_specs(read_json_object())
-    issued = issuance.issue_tickets(key, plan_of(key), event, specs)
-    if single:
-        return jsonify(shapes.ticket_json(issued[0])), 201
-    return jsonify({"tickets": [shapes.ticket_json(t) for t in issued]}), 201
+    if "tickets" not in read_json_object():
+        (issued,) = issuance.issue_tickets(key, plan_of(key), event, [parse_body(inputs.TicketSpec)])
+        return jsonify(shapes.ticket_json(issued)), 201
+    batch = parse_body(inputs.TicketBatch)
+    return jsonify(shapes.tickets_json(issuance.issue_tickets(key, plan_of(key), event, batch.tickets))), 201
 
 
 @bp.get("/tickets/<ticket_id>")
@@ -127,7 +127,7 @@ def revoke_ticket(ticket_id: str) -> Response:
 @_transactional
 def reissue_ticket(ticket_id: str) -> tuple[Response, int]:
     key = current_key()
-    changes = inputs.ticket_changes(read_json_object() if request.content_length else {})
+    changes = parse_body(inputs.TicketChanges) if request.content_length else inputs.TicketChanges()
     issued = issuance.reissue_ticket(key, plan_of(key), ticket_id, changes)
     return jsonify(shapes.ticket_json(issued)), 201
 
@@ -139,7 +139,7 @@ def reissue_ticket(ticket_id: str) -> tuple[Response, int]:
 @require_key(SCAN_SCOPE, MANAGE_SCOPE)
 @_transactional
 def scan() -> Response:
-    outcome = scanning.scan_ticket(current_key(), inputs.scan_request(read_json_object()))
+    outcome = scanning.scan_ticket(current_key(), parse_body(inputs.ScanRequest))
     return jsonify(shapes.scan_answer(outcome))
 
 
@@ -147,7 +147,7 @@ def scan() -> Response:
 @require_key(SCAN_SCOPE, MANAGE_SCOPE)
 @_transactional
 def upload_scans() -> Response:
-    outcomes = scanning.upload_scans(current_key(), inputs.offline_scans(read_json_object()))
+    outcomes = scanning.upload_scans(current_key(), parse_body(inputs.OfflineUpload).scans)
     return jsonify(shapes.upload_json(outcomes))
 
 
