@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
@@ -23,7 +23,7 @@ from qrsvc.toolkit import ApiError, NotFoundError, QrOptions, Unset
 from . import tokens
 from .events import get_event
 from .inputs import TicketChanges, TicketSpec
-from .models import Event, Ticket, new_record_id, plausible_id
+from .models import Event, Ticket, new_record_id, plausible_id, updated_rows
 
 T = TypeVar("T")
 
@@ -149,21 +149,12 @@ def _revoke(ticket: Ticket, *, replaced_by: str | None = None, unused_only: bool
     condition = [Ticket.id == ticket.id, Ticket.revoked_at.is_(None)]
     if unused_only:
         condition.append(Ticket.used_at.is_(None))
-    result = db.session.execute(
-        sa.update(Ticket)
-        .where(*condition)
-        .values(revoked_at=toolkit.now(), replaced_by=replaced_by)
-        .execution_options(synchronize_session=False)
-    )
-    changed = bool(cast(sa.CursorResult[Any], result).rowcount)
-    if changed:
-        db.session.execute(
-            sa.update(Event)
-            .where(Event.id == ticket.event_id)
-            .values(revocation_version=Event.revocation_version + 1)
-            .execution_options(synchronize_session=False)
-        )
-    return changed
+    revoked = sa.update(Ticket).where(*condition).values(revoked_at=toolkit.now(), replaced_by=replaced_by)
+    if not updated_rows(revoked):
+        return False
+    bumped = Event.revocation_version + 1
+    updated_rows(sa.update(Event).where(Event.id == ticket.event_id).values(revocation_version=bumped))
+    return True
 
 
 def revoke_ticket(owner: ApiKey, ticket_id: str) -> IssuedTicket:

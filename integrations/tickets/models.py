@@ -25,6 +25,12 @@ def plausible_id(record_id: str) -> bool:
     return len(record_id) <= 40 and record_id.isprintable()
 
 
+def updated_rows(statement: sa.Update) -> int:
+    """How many rows a conditional UPDATE changed: the count *is* the decision (no read first)."""
+    db.session.flush()
+    return db.session.connection().execute(statement).rowcount
+
+
 class ScanResult(StrEnum):
     """Every answer a decided scan can have: stable API codes that gates switch on (`Scan.result`)."""
 
@@ -161,4 +167,5 @@ __all__ = [
     "new_record_id",
     "plausible_id",
     "scan_event_scope",
+    "updated_rows",
 ]

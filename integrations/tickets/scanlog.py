@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -50,7 +49,8 @@ def find_scan(key: ApiKey, event_id: str | None, sent: Sent) -> Scan | None:
         Scan.device == sent.device,
         Scan.nonce == sent.nonce,
     )
-    return cast("Scan | None", db.session.scalar(query))
+    scan: Scan | None = db.session.scalar(query)
+    return scan
 
 
 def is_retry(existing: Scan, sent: Sent) -> bool:

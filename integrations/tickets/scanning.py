@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Final
 
 import sqlalchemy as sa
 
@@ -27,7 +27,7 @@ from qrsvc.toolkit import ApiError
 from . import scanlog, tokens
 from .gates import SCAN_SCOPE, gate_event, may_scan
 from .inputs import OfflineScan, ScanRequest
-from .models import Event, Scan, ScanResult, Ticket
+from .models import Event, Scan, ScanResult, Ticket, updated_rows
 from .scanlog import Sent
 
 #: Who is inside: the one rule the entry and exit decisions and the event's stats all read.
@@ -103,20 +103,15 @@ def _identify(
     return _Admissible(ticket, reentry=event.allow_reentry)
 
 
-def _rowcount(statement: Any) -> int:
-    result = db.session.execute(statement.execution_options(synchronize_session=False))
-    return int(cast(sa.CursorResult[Any], result).rowcount)
-
-
 def _enter(ticket: Ticket, gate: str | None, reentry: bool) -> ScanResult:
     """Redeem with one conditional UPDATE; the row count says who won."""
     live = (Ticket.id == ticket.id, Ticket.revoked_at.is_(None))
     first = sa.update(Ticket).where(*live, Ticket.used_at.is_(None))
-    if _rowcount(first.values(used_at=toolkit.now(), first_gate=gate, inside=True)):
+    if updated_rows(first.values(used_at=toolkit.now(), first_gate=gate, inside=True)):
         return ScanResult.ADMITTED
     if reentry:
         again = sa.update(Ticket).where(*live, Ticket.used_at.is_not(None), _OUTSIDE)
-        if _rowcount(again.values(inside=True)):
+        if updated_rows(again.values(inside=True)):
             return ScanResult.ADMITTED
     db.session.refresh(ticket)
     return ScanResult.REVOKED if ticket.revoked_at is not None else ScanResult.ALREADY_USED
@@ -124,7 +119,7 @@ def _enter(ticket: Ticket, gate: str | None, reentry: bool) -> ScanResult:
 
 def _leave(ticket: Ticket) -> ScanResult:
     left = sa.update(Ticket).where(Ticket.id == ticket.id, INSIDE).values(inside=False)
-    return ScanResult.EXITED if _rowcount(left) else ScanResult.NOT_INSIDE
+    return ScanResult.EXITED if updated_rows(left) else ScanResult.NOT_INSIDE
 
 
 def _online(found: _Admissible, request: ScanRequest) -> ScanDecision:
@@ -152,7 +147,7 @@ def _offline(found: _Admissible, item: OfflineScan) -> ScanDecision:
         )
         .values(used_at=at, first_gate=item.gate, inside=True)
     )
-    if _rowcount(earliest):
+    if updated_rows(earliest):
         # Someone else was admitted on this ticket later: both got in (possible pass-back).
         other = sa.select(sa.func.count(Scan.id)).where(
             Scan.ticket_id == ticket.id, Scan.result == ScanResult.ADMITTED
