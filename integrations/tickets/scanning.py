@@ -12,6 +12,7 @@ part (a savepoint) and answers with the winner's row.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,10 +33,7 @@ from .scanlog import Sent
 
 #: Who is inside: the one rule the entry and exit decisions and the event's stats all read.
 INSIDE: Final = Ticket.inside.is_(True)
-_OUTSIDE: Final = Ticket.inside.is_(False)
-
-
-# ---------------------------------------------------------------- values
+_OUTSIDE: Final = sa.not_(INSIDE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +69,6 @@ class ScanOutcome:
 
     scan: Scan
     ticket: Ticket | None
-
-
-# ---------------------------------------------------------------- deciding
 
 
 def _identify(
@@ -174,9 +169,6 @@ def _refused_locally(ticket: Ticket, at: datetime) -> ScanResult:
     return ScanResult.REFUSED_LOCALLY
 
 
-# ---------------------------------------------------------------- logging
-
-
 def _log_row(key: ApiKey, decision: ScanDecision, sent: Sent) -> Scan:
     ticket = decision.ticket
     if ticket is not None:
@@ -229,9 +221,6 @@ def _nonce_reused_row(item: OfflineScan) -> Scan:
     )
 
 
-# ---------------------------------------------------------------- use cases
-
-
 def scan_ticket(key: ApiKey, request: ScanRequest) -> ScanOutcome:
     """Decide one online scan and log it (flushed; the request commits).
 
@@ -274,7 +263,7 @@ def _upload_one(key: ApiKey, item: OfflineScan) -> ScanOutcome:
     )
     found = _identify(key, item.token, None, item.scanned_at)
     if isinstance(found, ScanDecision) and item.admitted_locally:
-        found = ScanDecision(found.result, found.event_id, found.ticket, conflict=True)
+        found = dataclasses.replace(found, conflict=True)
     scan = scanlog.find_scan(key, found.event_id, sent)
     if scan is None:
 

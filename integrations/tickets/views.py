@@ -37,9 +37,6 @@ def _transactional(view: F) -> F:
     return cast(F, wrapped)
 
 
-# ---------------------------------------------------------------- events
-
-
 @bp.post("/events")
 @require_key(MANAGE_SCOPE)
 @_transactional
@@ -77,9 +74,6 @@ def event_revocations(event_id: str) -> Response:
     since = parse_query(inputs.RevocationsQuery).since
     version, revoked = issuance.revocations(event, since)
     return jsonify(shapes.revocations_json(event, version, since, revoked))
-
-
-# ---------------------------------------------------------------- tickets
 
 
 @bp.post("/events/<event_id>/tickets")
@@ -132,9 +126,6 @@ def reissue_ticket(ticket_id: str) -> tuple[Response, int]:
     return jsonify(shapes.ticket_json(issued)), 201
 
 
-# ---------------------------------------------------------------- scanning
-
-
 @bp.post("/tickets/scan")
 @require_key(SCAN_SCOPE, MANAGE_SCOPE)
 @_transactional
@@ -149,9 +140,6 @@ def scan() -> Response:
 def upload_scans() -> Response:
     outcomes = scanning.upload_scans(current_key(), parse_body(inputs.OfflineUpload).scans)
     return jsonify(shapes.upload_json(outcomes))
-
-
-# ---------------------------------------------------------------- key publication
 
 
 @wellknown.get("/.well-known/jwks.json")
