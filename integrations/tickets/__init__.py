@@ -96,15 +96,15 @@ def keys_rotate(alg: str | None) -> None:
 @click.argument("kid")
 def keys_retire(kid: str) -> None:
     """Stop publishing KID; tokens it signed no longer verify."""
-    from qrsvc.extensions import db
+    from qrsvc.toolkit import unit_of_work
 
     from .tokens import retire
 
     try:
-        key = retire(kid)
+        with unit_of_work():
+            key = retire(kid)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()  # the command is the unit of work
     click.echo(f"Retired signing key {key.kid}.")
 
 

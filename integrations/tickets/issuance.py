@@ -14,8 +14,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from flask import current_app
 
-from qrsvc import codes, toolkit
-from qrsvc.config import Plan
+from qrsvc import toolkit
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.toolkit import ApiError, NotFoundError, QrOptions, Unset
@@ -51,19 +50,8 @@ def _validity(event: Event) -> tuple[datetime, datetime]:
     return not_before, expires
 
 
-def _drawn(options: Sequence[QrOptions]) -> list[codes.Image]:
-    """Every code drawn in one batch (through the render pool when there are many), or the 422."""
-    images = []
-    for result in codes.render_images(options, current_app.config["ENGINE"]).results:
-        if isinstance(result, ApiError):
-            raise result
-        images.append(result)
-    return images
-
-
 def issue_tickets(
     owner: ApiKey,
-    plan: Plan,
     event: Event,
     specs: Sequence[TicketSpec],
     *,
@@ -71,9 +59,10 @@ def issue_tickets(
 ) -> list[IssuedTicket]:
     """Sign a token per ticket, draw them all as ordinary stored codes, store all in one go.
 
-    A constant number of queries however many tickets. With `replaces`, the one new
-    ticket supersedes that (unused) ticket: it is revoked by a conditional UPDATE, or
-    nothing is issued (409).
+    The codes are drawn in one batch (by the render pool's processes when there are
+    many), and issuing takes a constant number of queries however many tickets. With
+    `replaces`, the one new ticket supersedes that (unused) ticket: it is revoked by a
+    conditional UPDATE, or nothing is issued (409).
     """
     signer = tokens.current_signer()
     not_before, expires = _validity(event)
@@ -89,14 +78,12 @@ def issue_tickets(
         )
         for ticket_id, spec in zip(ids, specs, strict=True)
     ]
-    images = _drawn([qr_options(token) for token, _jti in signed])
     if replaces is not None and not _revoke(replaces, replaced_by=ids[0], unused_only=True):
         db.session.refresh(replaces)
         if replaces.revoked_at is not None:
             raise ApiError(409, "ticket_revoked", "a revoked ticket cannot be reissued")
         raise ApiError(409, "ticket_used", "a ticket that has been used cannot be reissued")
-    # Checks the quota first; the codes are stored in this transaction, with the tickets.
-    stored = codes.store_codes(owner, plan, images, commit=False)
+    made = toolkit.make_codes(owner, [qr_options(token) for token, _jti in signed])
     now = toolkit.now()
     tickets = [
         Ticket(
@@ -109,15 +96,15 @@ def issue_tickets(
             jti=jti,
             token=token,
             kid=signer.kid,
-            qr_code_id=code.id,
+            qr_code_id=each.code.id,
             created_at=now,
             inside=False,
         )
-        for ticket_id, spec, (token, jti), code in zip(ids, specs, signed, stored, strict=True)
+        for ticket_id, spec, (token, jti), each in zip(ids, specs, signed, made, strict=True)
     ]
     db.session.add_all(tickets)
     db.session.flush()
-    return [IssuedTicket(ticket, code) for ticket, code in zip(tickets, stored, strict=True)]
+    return [IssuedTicket(ticket, each.code) for ticket, each in zip(tickets, made, strict=True)]
 
 
 def get_ticket(owner: ApiKey, ticket_id: str) -> Ticket:
@@ -165,7 +152,7 @@ def revoke_ticket(owner: ApiKey, ticket_id: str) -> IssuedTicket:
     return found
 
 
-def reissue_ticket(owner: ApiKey, plan: Plan, ticket_id: str, changes: TicketChanges) -> IssuedTicket:
+def reissue_ticket(owner: ApiKey, ticket_id: str, changes: TicketChanges) -> IssuedTicket:
     """A new ticket (new id and token, optional seat/holder changes) replacing an unused one."""
     old = get_ticket(owner, ticket_id)
     event = get_event(owner, old.event_id)
@@ -175,7 +162,7 @@ def reissue_ticket(owner: ApiKey, plan: Plan, ticket_id: str, changes: TicketCha
         seat=_kept(changes.seat, old.seat),
         tier=_kept(changes.tier, old.tier),
     )
-    (new,) = issue_tickets(owner, plan, event, [spec], replaces=old)
+    (new,) = issue_tickets(owner, event, [spec], replaces=old)
     return new
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import Page, paginate
+from qrsvc.toolkit import Page, paginate, savepoint
 
 from .models import Event, Scan, Ticket, scan_event_scope
 
@@ -70,7 +70,7 @@ def append(key: ApiKey, event_id: str | None, sent: Sent, decide: Callable[[], S
     `is_retry`, as the racer may have sent another token.
     """
     try:
-        with db.session.begin_nested():
+        with savepoint():
             scan = decide()
             db.session.add(scan)
             db.session.flush()

@@ -1,20 +1,14 @@
 """HTTP for ticketing: recipes that parse, authorize, call one service and shape the answer.
 
-The request is the unit of work: `_transactional` commits once after the view has
-built its response, and nothing is committed when it raises.
+The request is the unit of work: `transactional` commits once after the view has
+built its answer, and nothing when it raises or answers with an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc.auth import plan_of
-from qrsvc.extensions import db
-from qrsvc.toolkit import current_key, parse_body, parse_query, read_json_object, require_key
+from qrsvc.toolkit import current_key, parse_body, parse_query, read_json_object, require_key, transactional
 
 from . import events, gates, inputs, issuance, pdf, scanlog, scanning, shapes, tokens
 from .gates import SCAN_SCOPE
@@ -24,22 +18,10 @@ MANAGE_SCOPE = "tickets"
 bp = Blueprint("tickets", __name__, url_prefix="/v1")
 wellknown = Blueprint("tickets_wellknown", __name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _transactional(view: F) -> F:
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        response = view(*args, **kwargs)
-        db.session.commit()
-        return response
-
-    return cast(F, wrapped)
-
 
 @bp.post("/events")
 @require_key(MANAGE_SCOPE)
-@_transactional
+@transactional
 def create_event() -> tuple[Response, int]:
     event = events.create_event(current_key(), parse_body(inputs.NewEvent))
     return jsonify(shapes.event_json(event)), 201
@@ -78,15 +60,15 @@ def event_revocations(event_id: str) -> Response:
 
 @bp.post("/events/<event_id>/tickets")
 @require_key(MANAGE_SCOPE)
-@_transactional
+@transactional
 def issue_tickets(event_id: str) -> tuple[Response, int]:
     key = current_key()
     event = events.get_event(key, event_id)
     if "tickets" not in read_json_object():
-        (issued,) = issuance.issue_tickets(key, plan_of(key), event, [parse_body(inputs.TicketSpec)])
+        (issued,) = issuance.issue_tickets(key, event, [parse_body(inputs.TicketSpec)])
         return jsonify(shapes.ticket_json(issued)), 201
     batch = parse_body(inputs.TicketBatch)
-    return jsonify(shapes.tickets_json(issuance.issue_tickets(key, plan_of(key), event, batch.tickets))), 201
+    return jsonify(shapes.tickets_json(issuance.issue_tickets(key, event, batch.tickets))), 201
 
 
 @bp.get("/tickets/<ticket_id>")
@@ -111,24 +93,24 @@ def ticket_pdf(ticket_id: str) -> Response:
 
 @bp.post("/tickets/<ticket_id>/revoke")
 @require_key(MANAGE_SCOPE)
-@_transactional
+@transactional
 def revoke_ticket(ticket_id: str) -> Response:
     return jsonify(shapes.ticket_json(issuance.revoke_ticket(current_key(), ticket_id)))
 
 
 @bp.post("/tickets/<ticket_id>/reissue")
 @require_key(MANAGE_SCOPE)
-@_transactional
+@transactional
 def reissue_ticket(ticket_id: str) -> tuple[Response, int]:
     key = current_key()
     changes = parse_body(inputs.TicketChanges) if request.content_length else inputs.TicketChanges()
-    issued = issuance.reissue_ticket(key, plan_of(key), ticket_id, changes)
+    issued = issuance.reissue_ticket(key, ticket_id, changes)
     return jsonify(shapes.ticket_json(issued)), 201
 
 
 @bp.post("/tickets/scan")
 @require_key(SCAN_SCOPE, MANAGE_SCOPE)
-@_transactional
+@transactional
 def scan() -> Response:
     outcome = scanning.scan_ticket(current_key(), parse_body(inputs.ScanRequest))
     return jsonify(shapes.scan_answer(outcome))
@@ -136,7 +118,7 @@ def scan() -> Response:
 
 @bp.post("/tickets/scans/upload")
 @require_key(SCAN_SCOPE, MANAGE_SCOPE)
-@_transactional
+@transactional
 def upload_scans() -> Response:
     outcomes = scanning.upload_scans(current_key(), parse_body(inputs.OfflineUpload).scans)
     return jsonify(shapes.upload_json(outcomes))
