@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -11,12 +11,13 @@ from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
-from qrsvc.http import read_json_object, wants_json, wants_zip
+from qrsvc.http import parse_query, read_json_object, wants_json, wants_zip
 from qrsvc.images import Image, image_etag, make_image
 from qrsvc.keys import plan_of
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, choice, integer, parse_fields, parse_options, text
+from qrsvc.options import Bounds, Spec, choice, parse_fields, parse_options
+from qrsvc.pagination import PageQuery
 from qrsvc.qr import CONTENT_TYPES, FORMATS
 from qrsvc.transactions import transactional
 
@@ -174,14 +175,8 @@ _PUBLIC_CACHE = "public, max-age=31536000, immutable"
 @bp.get("/qr")
 @require_key("qr:read")
 def list_codes() -> Response:
-    spec = Spec(
-        extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": text},
-        qr_fields=False,
-    )
-    params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    limit = cast(int, params.get("limit", 20))
-    cursor = cast("str | None", params.get("cursor"))
-    page = codes.list_codes(current_key(), limit, cursor)
+    query = parse_query(PageQuery)
+    page = codes.list_codes(current_key(), query.limit, query.cursor)
     return jsonify(
         {
             "success": True,

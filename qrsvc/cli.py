@@ -6,6 +6,7 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,11 +18,13 @@ from qrsvc.client.cli import client as client_commands
 from qrsvc.errors import ApiError
 
 
-def _load_app() -> Flask:
-    """The composition root's app (`app.py`), so commands see every integration's tables."""
+def _create_app() -> Flask:
+    """The whole service, from the composition root's factory (`app.create`): commands see every
+    integration's tables. `QRSVC_APP_MODULE` names another composition root (the client tests name
+    a missing one to show that the client commands need no app)."""
     module = importlib.import_module(os.environ.get("QRSVC_APP_MODULE", "app"))
-    app: Flask = module.app
-    return app
+    create: Callable[[], Flask] = module.create
+    return create()
 
 
 keys = AppGroup("keys", help="Create, list and revoke API keys.")
@@ -191,7 +194,7 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
         "-",
         "--logger-class",
         "qrsvc.serving.AccessLogger",
-        os.environ.get("QRSVC_WSGI_APP", "app:app"),
+        os.environ.get("QRSVC_WSGI_APP", "app:create()"),  # gunicorn calls the factory in each worker
     ]
     os.execv(sys.executable, arguments)  # noqa: S606 (fixed argv, no shell)
 
@@ -251,7 +254,7 @@ def generate(
 
 cli = FlaskGroup(
     name="qrsvc",
-    create_app=_load_app,
+    create_app=_create_app,
     add_default_commands=True,
     add_version_option=False,
     load_dotenv=False,
