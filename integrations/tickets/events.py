@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from qrsvc import toolkit
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import ApiError, NotFoundError
+from qrsvc.toolkit import ApiError, NotFoundError, now
 
 from .inputs import NewEvent
 from .models import Event, Scan, ScanResult, Ticket, new_record_id, plausible_id
@@ -29,7 +28,7 @@ def create_event(owner: ApiKey, new: NewEvent) -> Event:
         ends_at=new.ends_at,
         allow_reentry=new.allow_reentry,
         revocation_version=0,
-        created_at=toolkit.now(),
+        created_at=now(),
     )
     db.session.add(event)
     db.session.flush()

@@ -14,10 +14,9 @@ from typing import TypeVar
 import sqlalchemy as sa
 from flask import current_app
 
-from qrsvc import toolkit
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.toolkit import ApiError, NotFoundError, QrOptions, Unset
+from qrsvc.toolkit import ApiError, NotFoundError, QrOptions, Unset, make_codes, now
 
 from . import tokens
 from .events import get_event
@@ -83,8 +82,8 @@ def issue_tickets(
         if replaces.revoked_at is not None:
             raise ApiError(409, "ticket_revoked", "a revoked ticket cannot be reissued")
         raise ApiError(409, "ticket_used", "a ticket that has been used cannot be reissued")
-    made = toolkit.make_codes(owner, [qr_options(token) for token, _jti in signed])
-    now = toolkit.now()
+    made = make_codes(owner, [qr_options(token) for token, _jti in signed])
+    created_at = now()
     tickets = [
         Ticket(
             id=ticket_id,
@@ -97,7 +96,7 @@ def issue_tickets(
             token=token,
             kid=signer.kid,
             qr_code_id=each.code.id,
-            created_at=now,
+            created_at=created_at,
             inside=False,
         )
         for ticket_id, spec, (token, jti), each in zip(ids, specs, signed, made, strict=True)
@@ -136,7 +135,7 @@ def _revoke(ticket: Ticket, *, replaced_by: str | None = None, unused_only: bool
     condition = [Ticket.id == ticket.id, Ticket.revoked_at.is_(None)]
     if unused_only:
         condition.append(Ticket.used_at.is_(None))
-    revoked = sa.update(Ticket).where(*condition).values(revoked_at=toolkit.now(), replaced_by=replaced_by)
+    revoked = sa.update(Ticket).where(*condition).values(revoked_at=now(), replaced_by=replaced_by)
     if not updated_rows(revoked):
         return False
     bumped = Event.revocation_version + 1

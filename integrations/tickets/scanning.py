@@ -20,10 +20,9 @@ from typing import Final
 
 import sqlalchemy as sa
 
-from qrsvc import toolkit
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import ApiError
+from qrsvc.toolkit import ApiError, now
 
 from . import scanlog, tokens
 from .gates import SCAN_SCOPE, gate_event, may_scan
@@ -102,7 +101,7 @@ def _enter(ticket: Ticket, gate: str | None, reentry: bool) -> ScanResult:
     """Redeem with one conditional UPDATE; the row count says who won."""
     live = (Ticket.id == ticket.id, Ticket.revoked_at.is_(None))
     first = sa.update(Ticket).where(*live, Ticket.used_at.is_(None))
-    if updated_rows(first.values(used_at=toolkit.now(), first_gate=gate, inside=True)):
+    if updated_rows(first.values(used_at=now(), first_gate=gate, inside=True)):
         return ScanResult.ADMITTED
     if reentry:
         again = sa.update(Ticket).where(*live, Ticket.used_at.is_not(None), _OUTSIDE)
@@ -184,7 +183,7 @@ def _log_row(key: ApiKey, decision: ScanDecision, sent: Sent) -> Scan:
         device=sent.device,
         nonce=sent.nonce,
         token_hash=sent.digest,
-        server_time=toolkit.now(),
+        server_time=now(),
         client_time=sent.client_time,
         offline=sent.offline,
         conflict=decision.conflict,
@@ -214,7 +213,7 @@ def _nonce_reused_row(item: OfflineScan) -> Scan:
         gate=item.gate,
         device=item.device,
         nonce=item.nonce,
-        server_time=toolkit.now(),
+        server_time=now(),
         client_time=item.scanned_at,
         offline=True,
         conflict=False,

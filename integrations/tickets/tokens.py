@@ -24,9 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from flask import current_app
 from jwt.types import Options
 
-from qrsvc import toolkit
 from qrsvc.extensions import db
-from qrsvc.toolkit import insert
+from qrsvc.toolkit import insert, now
 
 from .models import ScanResult, SigningKey
 
@@ -144,7 +143,7 @@ def _insert_key(private_key: PrivateKey, *, store_private: bool, generation: int
             alg=_alg_of(private_key),
             private_pem=_pem(private_key) if store_private else None,
             public_jwk=jwk,
-            created_at=toolkit.now(),
+            created_at=now(),
         )
         .on_conflict_do_nothing()
     )
@@ -168,7 +167,7 @@ def retire(kid: str) -> SigningKey:
     db.session.execute(
         sa.update(SigningKey)
         .where(SigningKey.kid == kid, SigningKey.retired_at.is_(None))
-        .values(retired_at=toolkit.now())
+        .values(retired_at=now())
     )
     key: SigningKey | None = db.session.get(SigningKey, kid)
     if key is None:
@@ -234,7 +233,7 @@ def issue_token(
     claims: dict[str, Any] = {
         "tid": ticket_id,
         "eid": event_id,
-        "iat": int(toolkit.now().timestamp()),
+        "iat": int(now().timestamp()),
         "nbf": int(not_before.timestamp()),
         "exp": int(expires.timestamp()),
         "jti": jti,
@@ -306,7 +305,7 @@ def verify_token(token: str, *, at: datetime | None = None) -> Claims:
     if at is not None:
         moment = at.timestamp()
         skew = current_app.config["TICKETS_OFFLINE_CLOCK_SKEW"]
-        if moment > toolkit.now().timestamp() + skew:
+        if moment > now().timestamp() + skew:
             raise TokenError(ScanResult.INVALID_TIME, "scanned_at is in the future")
         if moment < _number(claims, "iat") - leeway:
             raise TokenError(ScanResult.INVALID_TIME, "scanned_at is before the ticket was issued")

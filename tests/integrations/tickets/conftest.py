@@ -77,14 +77,13 @@ def scan(client: Any, scanner: dict[str, str]) -> Callable[..., Any]:
 
 @pytest.fixture
 def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime | None], None]:
-    """Set the one clock (`qrsvc.clock.now`, as the toolkit hands it out too) to a moment; None: real time."""
-    from qrsvc import clock, toolkit
+    """Set the one clock (`qrsvc.clock.now`) to a moment; None goes back to real time."""
+    from qrsvc import clock
 
     real = clock.now
 
     def to(moment: datetime | None) -> None:
-        for module in (clock, toolkit):
-            monkeypatch.setattr(module, "now", real if moment is None else (lambda: moment))
+        monkeypatch.setattr(clock, "now", real if moment is None else (lambda: moment))
 
     return to
 
