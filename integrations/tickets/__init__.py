@@ -13,8 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from qrsvc.config import Setting, apply_settings
-from qrsvc.db import add_migrations
+from qrsvc.toolkit import Setting, add_migrations, apply_settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -65,7 +64,7 @@ signing_keys = AppGroup("signing-keys", help="Ticket signing keys: list, rotate,
 @signing_keys.command("list")
 def keys_list() -> None:
     """Kid, algorithm, created time and state of every signing key (never the private key)."""
-    from qrsvc.clock import isoformat
+    from qrsvc.toolkit import isoformat
 
     from .tokens import list_keys
 
@@ -97,10 +96,13 @@ def keys_rotate(alg: str | None) -> None:
 @click.argument("kid")
 def keys_retire(kid: str) -> None:
     """Stop publishing KID; tokens it signed no longer verify."""
+    from qrsvc.toolkit import unit_of_work
+
     from .tokens import retire
 
     try:
-        key = retire(kid)
+        with unit_of_work():
+            key = retire(kid)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Retired signing key {key.kid}.")

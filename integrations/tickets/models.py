@@ -1,8 +1,11 @@
-"""Ticketing tables: events, tickets, signing keys and the append-only scan log."""
+"""Ticketing tables: events, tickets, signing keys and the append-only scan log, and their ids."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +13,48 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from qrsvc.extensions import db
 from qrsvc.models import UTCDateTime
+
+
+def new_record_id(prefix: str) -> str:
+    """`evt_…`, `tkt_…`: 80 random bits, so ids cannot be guessed or enumerated."""
+    return prefix + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def plausible_id(record_id: str) -> bool:
+    """An id we could have made: short and printable (a NUL would be a 500 on PostgreSQL)."""
+    return len(record_id) <= 40 and record_id.isprintable()
+
+
+def updated_rows(statement: sa.Update) -> int:
+    """How many rows a conditional UPDATE changed: the count *is* the decision (no read first)."""
+    db.session.flush()
+    return db.session.connection().execute(statement).rowcount
+
+
+class ScanResult(StrEnum):
+    """Every answer a decided scan can have: stable API codes that gates switch on (`Scan.result`)."""
+
+    ADMITTED = "admitted"
+    ALREADY_USED = "already_used"
+    REVOKED = "revoked"
+    INVALID_SIGNATURE = "invalid_signature"
+    MALFORMED = "malformed"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_EVENT = "wrong_event"
+    UNKNOWN_TICKET = "unknown_ticket"
+    # direction "exit" only:
+    EXITED = "exited"
+    NOT_INSIDE = "not_inside"
+    # offline uploads only:
+    INVALID_TIME = "invalid_time"
+    REFUSED_LOCALLY = "refused_locally"
+    NONCE_REUSED = "nonce_reused"
+
+    @property
+    def admits(self) -> bool:
+        """Whether the gate lets the holder pass (in, or out)."""
+        return self in (ScanResult.ADMITTED, ScanResult.EXITED)
 
 
 class Event(db.Model):  # type: ignore[name-defined,misc]
@@ -49,6 +94,8 @@ class Ticket(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     first_gate: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    #: Whether the holder is in the venue: set by every admitted entry, cleared by an exit.
+    #: Entry and exit rules and the event's `inside` count all read this one column.
     inside: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     replaced_by: Mapped[str | None] = mapped_column(sa.String(40), default=None)
@@ -111,4 +158,14 @@ def scan_event_scope() -> sa.ColumnElement[str]:
 
 sa.Index("uq_ticket_scans_scope", Scan.key_id, scan_event_scope(), Scan.device, Scan.nonce, unique=True)
 
-__all__ = ["Event", "Scan", "SigningKey", "Ticket", "scan_event_scope"]
+__all__ = [
+    "Event",
+    "Scan",
+    "ScanResult",
+    "SigningKey",
+    "Ticket",
+    "new_record_id",
+    "plausible_id",
+    "scan_event_scope",
+    "updated_rows",
+]

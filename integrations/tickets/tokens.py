@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import jwt
 import sqlalchemy as sa
@@ -24,11 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from flask import current_app
 from jwt.types import Options
 
-from qrsvc import clock
-from qrsvc.db import insert
 from qrsvc.extensions import db
+from qrsvc.toolkit import insert, now
 
-from .models import SigningKey
+from .models import ScanResult, SigningKey
 
 #: The algorithms we sign with; verification never accepts anything outside this list.
 ALGORITHMS = ("EdDSA", "ES256")
@@ -41,7 +40,7 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 class TokenError(Exception):
     """A token that must not admit; `result` is the scan result it earns."""
 
-    def __init__(self, result: str, message: str) -> None:
+    def __init__(self, result: ScanResult, message: str) -> None:
         super().__init__(message)
         self.result = result
 
@@ -129,9 +128,14 @@ def _next_generation() -> int:
 
 
 def _insert_key(private_key: PrivateKey, *, store_private: bool, generation: int) -> bool:
-    """Insert a key row unless its generation (or kid) is taken; True when this call added it."""
+    """Publish a key row unless its generation (or kid) is taken; True when this call added it.
+
+    Publishing is a unit of work of its own, on its own connection, never the caller's
+    transaction: a key is committed before any token it signs can leave, and racing
+    workers agree on one key through the unique generation.
+    """
     jwk = public_jwk(private_key)
-    result = db.session.execute(
+    statement = (
         insert(SigningKey)
         .values(
             kid=thumbprint(jwk),
@@ -139,12 +143,13 @@ def _insert_key(private_key: PrivateKey, *, store_private: bool, generation: int
             alg=_alg_of(private_key),
             private_pem=_pem(private_key) if store_private else None,
             public_jwk=jwk,
-            created_at=clock.now(),
+            created_at=now(),
         )
         .on_conflict_do_nothing()
     )
-    db.session.commit()
-    return bool(cast(sa.CursorResult[Any], result).rowcount)
+    with db.engine.begin() as connection:
+        result = connection.execute(statement)
+    return bool(result.rowcount)
 
 
 def rotate(alg: str | None = None) -> SigningKey:
@@ -158,13 +163,12 @@ def rotate(alg: str | None = None) -> SigningKey:
 
 
 def retire(kid: str) -> SigningKey:
-    """Stop publishing and accepting `kid`; tokens it signed no longer verify."""
+    """Stop publishing and accepting `kid` (once the caller commits); its tokens no longer verify."""
     db.session.execute(
         sa.update(SigningKey)
         .where(SigningKey.kid == kid, SigningKey.retired_at.is_(None))
-        .values(retired_at=clock.now())
+        .values(retired_at=now())
     )
-    db.session.commit()
     key: SigningKey | None = db.session.get(SigningKey, kid)
     if key is None:
         raise LookupError(f"no signing key {kid!r}")
@@ -229,7 +233,7 @@ def issue_token(
     claims: dict[str, Any] = {
         "tid": ticket_id,
         "eid": event_id,
-        "iat": int(clock.now().timestamp()),
+        "iat": int(now().timestamp()),
         "nbf": int(not_before.timestamp()),
         "exp": int(expires.timestamp()),
         "jti": jti,
@@ -257,7 +261,7 @@ def _verification_key(kid: str) -> tuple[jwt.PyJWK, str]:
         sa.select(SigningKey).where(SigningKey.kid == kid, SigningKey.retired_at.is_(None))
     )
     if key is None:
-        raise TokenError("invalid_signature", "the token is signed with an unknown or retired key")
+        raise TokenError(ScanResult.INVALID_SIGNATURE, "the token is signed with an unknown or retired key")
     return jwt.PyJWK({**key.public_jwk, "kid": key.kid}, algorithm=key.alg), key.alg
 
 
@@ -274,14 +278,16 @@ def verify_token(token: str, *, at: datetime | None = None) -> Claims:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
-        raise TokenError("malformed", "the token is not a JWT") from None
+        raise TokenError(ScanResult.MALFORMED, "the token is not a JWT") from None
     if header.get("alg") not in allowed:
-        raise TokenError("invalid_signature", f"tokens signed with {header.get('alg')!r} are not accepted")
+        raise TokenError(
+            ScanResult.INVALID_SIGNATURE, f"tokens signed with {header.get('alg')!r} are not accepted"
+        )
     kid = header.get("kid")
     if not isinstance(kid, str):
-        raise TokenError("invalid_signature", "the token names no signing key")
+        raise TokenError(ScanResult.INVALID_SIGNATURE, "the token names no signing key")
     if header.get("typ") != TOKEN_TYPE:
-        raise TokenError("malformed", "the token is not a ticket token")
+        raise TokenError(ScanResult.MALFORMED, "the token is not a ticket token")
     key, alg = _verification_key(kid)
     options: Options = {"require": _REQUIRED_CLAIMS}
     if at is not None:
@@ -289,35 +295,45 @@ def verify_token(token: str, *, at: datetime | None = None) -> Claims:
     try:
         claims = jwt.decode(token, key, algorithms=[alg], options=options, leeway=leeway)
     except jwt.ExpiredSignatureError:
-        raise TokenError("expired", "the ticket has expired") from None
+        raise TokenError(ScanResult.EXPIRED, "the ticket has expired") from None
     except jwt.ImmatureSignatureError:
-        raise TokenError("not_yet_valid", "the ticket is not valid yet") from None
+        raise TokenError(ScanResult.NOT_YET_VALID, "the ticket is not valid yet") from None
     except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
-        raise TokenError("invalid_signature", "the token's signature does not verify") from None
+        raise TokenError(ScanResult.INVALID_SIGNATURE, "the token's signature does not verify") from None
     except jwt.InvalidTokenError:
-        raise TokenError("malformed", "the token is not a well-formed ticket token") from None
+        raise TokenError(ScanResult.MALFORMED, "the token is not a well-formed ticket token") from None
     if at is not None:
         moment = at.timestamp()
         skew = current_app.config["TICKETS_OFFLINE_CLOCK_SKEW"]
-        if moment > clock.now().timestamp() + skew:
-            raise TokenError("invalid_time", "scanned_at is in the future")
+        if moment > now().timestamp() + skew:
+            raise TokenError(ScanResult.INVALID_TIME, "scanned_at is in the future")
         if moment < _number(claims, "iat") - leeway:
-            raise TokenError("invalid_time", "scanned_at is before the ticket was issued")
+            raise TokenError(ScanResult.INVALID_TIME, "scanned_at is before the ticket was issued")
         if _number(claims, "exp") + leeway <= moment:
-            raise TokenError("expired", "the ticket had expired when it was scanned")
+            raise TokenError(ScanResult.EXPIRED, "the ticket had expired when it was scanned")
         if _number(claims, "nbf") - leeway > moment:
-            raise TokenError("not_yet_valid", "the ticket was not valid yet when it was scanned")
+            raise TokenError(ScanResult.NOT_YET_VALID, "the ticket was not valid yet when it was scanned")
     ticket_id, event_id, jti = claims.get("tid"), claims.get("eid"), claims.get("jti")
     seat = claims.get("seat")
     if not (isinstance(ticket_id, str) and isinstance(event_id, str) and isinstance(jti, str)):
-        raise TokenError("malformed", "the token lacks ticket claims")
+        raise TokenError(ScanResult.MALFORMED, "the token lacks ticket claims")
     return Claims(ticket_id, event_id, seat if isinstance(seat, str) else None, jti, kid)
+
+
+def ticket_id_of(token: str) -> str | None:
+    """The ticket id a token claims, unverified: only for ordering work, never for a decision."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    ticket_id = claims.get("tid")
+    return ticket_id if isinstance(ticket_id, str) else None
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
     value = claims.get(name)
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TokenError("malformed", f"the {name} claim is not a number")
+        raise TokenError(ScanResult.MALFORMED, f"the {name} claim is not a number")
     return float(value)
 
 
@@ -335,5 +351,6 @@ __all__ = [
     "retire",
     "rotate",
     "thumbprint",
+    "ticket_id_of",
     "verify_token",
 ]

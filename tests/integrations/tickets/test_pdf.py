@@ -42,14 +42,14 @@ def test_ticket_pdf_needs_the_owners_key(client, ticket, scanner) -> None:
 
 
 def test_holder_markup_is_escaped_not_run(app, client, manager, event, issue) -> None:
-    from integrations.tickets import pdf, service
+    from integrations.tickets import events, issuance, pdf
 
     name = '<script>alert(1)</script><img src="file:///etc/hostname">'
     ticket = issue(event["id"], holder_name=name)
     with app.test_request_context():
         html = pdf.ticket_html(
-            service.get_ticket(_key(app, manager), ticket["id"]),
-            service.get_event(_key(app, manager), event["id"]),
+            issuance.get_ticket(_key(app, manager), ticket["id"]),
+            events.get_event(_key(app, manager), event["id"]),
         )
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<img src="file:' not in html
@@ -73,21 +73,21 @@ def secret_qr_png(tmp_path) -> tuple[str, bytes]:
 
 
 def test_the_pdf_fetcher_reads_data_uris_but_no_local_files(app, secret_qr_png, decode) -> None:
-    from integrations.tickets import pdf
+    from qrsvc.pdf import html_to_pdf, url_fetcher
 
     file_uri, content = secret_qr_png
     data_uri = "data:image/png;base64," + base64.b64encode(content).decode()
     page = '<html><body><img src="{}" style="width:60mm;image-rendering:pixelated"></body></html>'
     with app.app_context():
         # The same page with the image inline renders the code: the test can see a leak.
-        assert decode(pdf.render_pdf(page.format(data_uri)), "pdf") == ["SECRET-FILE-CONTENT"]
+        assert decode(html_to_pdf(page.format(data_uri)), "pdf") == ["SECRET-FILE-CONTENT"]
         for url in (file_uri, "secret.png", "http://127.0.0.1:9/x.png"):
-            leaked = pdf.render_pdf(page.format(url))
+            leaked = html_to_pdf(page.format(url))
             assert decode(leaked, "pdf") == []
         stylesheet = f'<html><head><link rel="stylesheet" href="{file_uri}"></head><body>x</body></html>'
-        assert pdf.render_pdf(stylesheet).startswith(b"%PDF")
+        assert html_to_pdf(stylesheet).startswith(b"%PDF")
     with pytest.raises(Exception, match="only data: URIs"):
-        pdf.data_only_fetcher().fetch(file_uri)
+        url_fetcher().fetch(file_uri)
 
 
 def test_the_embedded_code_has_whole_pixel_modules(app, ticket) -> None:

@@ -430,3 +430,25 @@ def test_a_row_not_admitted_locally_is_logged_and_never_redeems(
     stats = client.get(f"/v1/events/{event['id']}/stats", headers=manager).get_json()
     assert (stats["admitted"], stats["entries"], stats["conflicts"]) == (1, 1, 0)
     assert stats["failed"] == {"already_used": 1, "refused_locally": 1}
+
+
+def _inside(client: Any, manager: dict[str, str], event_id: str) -> int:
+    return int(client.get(f"/v1/events/{event_id}/stats", headers=manager).get_json()["inside"])
+
+
+def test_stats_count_inside_exactly_whom_the_exit_rule_lets_out(
+    client, manager, scanner, event, issued_at, scan
+) -> None:
+    now = datetime.now(UTC)
+    ticket = issued_at(now - timedelta(hours=1), event["id"])
+    # A pass-back: two offline scanners let the same ticket in, the later scan uploaded first.
+    later = _row(ticket["token"], now - timedelta(minutes=10), "later")
+    earlier = {**_row(ticket["token"], now - timedelta(minutes=20), "earlier"), "device": "B"}
+    assert upload(client, scanner, later).get_json()["admitted"] == 1
+    assert upload(client, scanner, earlier).get_json()["results"][0]["conflict"] is True
+    assert _inside(client, manager, event["id"]) == 1  # two entries, one ticket inside
+    assert scan(ticket["token"], direction="exit").get_json()["result"] == "exited"
+    assert _inside(client, manager, event["id"]) == 0
+    assert scan(ticket["token"], direction="exit").get_json()["result"] == "not_inside"
+    stats = client.get(f"/v1/events/{event['id']}/stats", headers=manager).get_json()
+    assert (stats["entries"], stats["exits"], stats["inside"]) == (2, 1, 0)

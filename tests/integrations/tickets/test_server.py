@@ -185,3 +185,52 @@ def test_racing_scans_reusing_one_nonce_with_different_tokens_admit_one_and_rede
     assert states == {"used": 1, "valid": 19}
     assert scan_rows(app, winner["ticket"]["id"]) == [("admitted", "same")]
     assert "Traceback" not in server.log.read_text()
+
+
+def test_uploads_crossing_the_same_tickets_in_opposite_order_all_succeed(
+    app, client, manager, event, scanner, serve, server_env, travel
+) -> None:
+    """Two scanners upload scans of the same tickets, each in the other's order, at once.
+
+    An upload is one transaction; were its tickets locked in scan order, these would
+    deadlock on PostgreSQL. The earliest scan of each ticket still wins.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from .conftest import iso
+
+    rounds, per_upload = 4, 10
+    now = datetime.now(UTC)
+    travel(now - timedelta(hours=2))
+    body = {"tickets": [{"holder_name": f"Guest {i}"} for i in range(rounds * per_upload)]}
+    issued = client.post(f"/v1/events/{event['id']}/tickets", json=body, headers=manager).get_json()[
+        "tickets"
+    ]
+    travel(None)
+    server = serve(server_env, workers=2)
+
+    def row(token: str, minutes: int, device: str, nonce: int) -> dict[str, str]:
+        at = iso(now - timedelta(minutes=minutes))
+        return {"token": token, "scanned_at": at, "device": device, "nonce": str(nonce)}
+
+    uploads, earliest = [], {}
+    for r in range(rounds):
+        tickets = issued[r * per_upload : (r + 1) * per_upload]
+        # Scanner A saw the tickets in list order; scanner B, earlier, in reverse order.
+        uploads.append([row(t["token"], 30 - i, "A", r * per_upload + i) for i, t in enumerate(tickets)])
+        uploads.append([row(t["token"], 60 + i, "B", r * per_upload + i) for i, t in enumerate(tickets)])
+        earliest.update((t["id"], iso(now - timedelta(minutes=60 + i))) for i, t in enumerate(tickets))
+    pending = iter(uploads)
+    lock = threading.Lock()
+
+    def upload(session: requests.Session) -> requests.Response:
+        with lock:
+            scans = next(pending)
+        url = f"{server.url}/v1/tickets/scans/upload"
+        return session.post(url, json={"scans": scans}, headers=scanner, timeout=60)
+
+    responses = concurrently(len(uploads), upload)
+    assert [r.status_code for r in responses] == [200] * len(uploads), [r.text[:200] for r in responses]
+    for ticket_id, first in earliest.items():
+        assert client.get(f"/v1/tickets/{ticket_id}", headers=manager).get_json()["used_at"] == first
+    assert "deadlock" not in server.log.read_text().lower()
