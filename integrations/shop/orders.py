@@ -167,44 +167,51 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
 
     One transaction holds the code, the order and the outbox row (and anything the caller
     left pending, such as a webhook receipt). A duplicate `order_number` is a 409
-    `duplicate_order` decided by the unique constraint, and everything is rolled back.
+    `duplicate_order` decided by the unique constraint; a savepoint takes back this order
+    and its code, and what the caller has pending stays.
     No mail server is contacted here: the worker delivers the email later, so a slow or
     failing server can neither slow down nor lose an order. `source` is `api` or the store
     platform whose webhook sent the order (see `_check` for what that changes).
     """
     fields, recipient = _check(fields, source)
-    code, image = codes.generate(
-        owner, plan_of(owner), order_code_options(qr_text(fields)), current_app.config["ENGINE"], commit=False
-    )
     names = _catalog_names(owner, [item.sku for item in fields.items])
-    order = Order(
-        id=new_order_id(),
-        owner_id=owner.id,
-        order_number=fields.order_number,
-        customer_name=fields.customer_name,
-        customer_email=fields.customer_email,
-        currency=fields.currency,
-        tracking_url=fields.tracking_url,
-        shipping_address=fields.shipping_address,
-        source=source,
-        qr_code=code.id,
-        created_at=clock.now(),
-        items=[
-            OrderItem(
-                position=position,
-                sku=item.sku,
-                name=item.name or names.get(item.sku),
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-            )
-            for position, item in enumerate(fields.items)
-        ],
-    )
-    db.session.add(order)
     try:
-        db.session.flush()  # the unique constraint decides; a duplicate rolls everything back
+        # The unique constraint decides; the savepoint takes back this order and its code only,
+        # never what the caller has pending (a webhook's receipt).
+        with db.session.begin_nested():
+            code, image = codes.generate(
+                owner,
+                plan_of(owner),
+                order_code_options(qr_text(fields)),
+                current_app.config["ENGINE"],
+                commit=False,
+            )
+            order = Order(
+                id=new_order_id(),
+                owner_id=owner.id,
+                order_number=fields.order_number,
+                customer_name=fields.customer_name,
+                customer_email=fields.customer_email,
+                currency=fields.currency,
+                tracking_url=fields.tracking_url,
+                shipping_address=fields.shipping_address,
+                source=source,
+                qr_code=code.id,
+                created_at=clock.now(),
+                items=[
+                    OrderItem(
+                        position=position,
+                        sku=item.sku,
+                        name=item.name or names.get(item.sku),
+                        quantity=item.quantity,
+                        unit_price=item.unit_price,
+                    )
+                    for position, item in enumerate(fields.items)
+                ],
+            )
+            db.session.add(order)
+            db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise ApiError(
             409,
             "duplicate_order",
