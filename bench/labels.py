@@ -43,19 +43,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import jinja2  # noqa: E402
 import weasyprint  # noqa: E402
 
-from integrations.shop import labels as shop_labels  # noqa: E402
-from integrations.shop.labels import (  # noqa: E402
-    DEFAULT_LIMITS,
-    LAYOUTS,
-    LabelLimits,
+from integrations.shop.labels import documents as shop_labels  # noqa: E402
+from integrations.shop.labels.documents import (  # noqa: E402
     LabelUrlFetcher,
     PackingLabel,
     ShelfLabel,
-    packing_cost,
     render_packing_label,
     render_shelf_labels,
-    shelf_cost,
 )
+from integrations.shop.labels.geometry import module_dots  # noqa: E402
+from integrations.shop.labels.layouts import LAYOUTS  # noqa: E402
+from integrations.shop.labels.limits import DEFAULT_LIMITS, LabelLimits, packing_cost, shelf_cost  # noqa: E402
 from qrsvc.qr import Style, encode, render  # noqa: E402
 
 _GRID = jinja2.Environment(autoescape=True).from_string(
@@ -110,7 +108,7 @@ body { margin: 0; font-family: "DejaVu Sans"; line-height: 1.15; }
 def _palette_code(label: ShelfLabel) -> tuple[str, float]:
     """The core's own PNG (1-bit palette) as a data: URI, drawn again for every label."""
     symbol = encode(label.qr_data, "H")
-    dots = shop_labels.module_dots(symbol.width, 23.4, 300)
+    dots = module_dots(symbol.width, 23.4, 300)
     pixels = (symbol.width + 8) * dots
     png = render(symbol, "png", Style(size=pixels, quiet_zone=4))
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii"), pixels / 300

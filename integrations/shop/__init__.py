@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 from flask.cli import AppGroup
 
+from integrations.shop.labels.limits import DEFAULT_LIMITS
 from qrsvc.config import Setting, apply_settings
 
 if TYPE_CHECKING:
@@ -21,11 +22,15 @@ SETTINGS = (
     Setting("SHOPIFY_WEBHOOK_SECRET", None, doc="Shopify app's client secret (signs its webhooks)"),
     Setting("SHOPIFY_STORE_URL", None, doc="storefront origin for product URLs; needed by product webhooks"),
     Setting("WOOCOMMERCE_WEBHOOK_SECRET", None, doc="secret set on the WooCommerce webhooks"),
-    # Defaults: integrations.shop.labels.DEFAULT_LIMITS (not imported here: WeasyPrint loads on first print).
-    Setting("LABEL_MAX_LABELS", 300, int, "most labels in one label PDF (413 too_many_labels)"),
-    Setting("LABEL_MAX_PAGES", 100, int, "most pages in one label PDF (413 too_many_pages)"),
     Setting(
-        "LABEL_MAX_MEGAPIXELS", 30.0, float, "most printer dots of distinct codes in one label PDF (413)"
+        "LABEL_MAX_LABELS", DEFAULT_LIMITS.labels, int, "most labels in one label PDF (413 too_many_labels)"
+    ),
+    Setting("LABEL_MAX_PAGES", DEFAULT_LIMITS.pages, int, "most pages in one label PDF (413 too_many_pages)"),
+    Setting(
+        "LABEL_MAX_MEGAPIXELS",
+        DEFAULT_LIMITS.megapixels,
+        float,
+        "most printer dots of distinct codes in one label PDF (413)",
     ),
     Setting(
         "SMTP_URL",

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from integrations.shop.labels.limits import MAX_LABELS, check_label_count
 from integrations.shop.models import Product
 from qrsvc import clock, codes
 from qrsvc.auth import plan_of
@@ -23,7 +24,7 @@ from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import QrOptions, check_options
 
 if TYPE_CHECKING:
-    from integrations.shop.labels import ShelfLabel
+    from integrations.shop.labels.documents import ShelfLabel
 
 #: Product codes are printed (shelf labels, catalogues): the highest error correction survives wear.
 PRODUCT_ERROR_CORRECTION = "H"
@@ -258,16 +259,17 @@ def labels_for_products(
     """Shelf labels for (SKU, copies) pairs, in order, with prices formatted for print.
 
     Raises 413 `too_many_labels` before loading anything when the copies add up to more
-    than one PDF holds (`max_labels`, default `labels.MAX_LABELS`), and 404 `unknown_sku`
+    than one PDF holds (`max_labels`, default `limits.MAX_LABELS`), and 404 `unknown_sku`
     for the first SKU the owner does not have.
     """
-    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
+    # WeasyPrint loads with the first print, not at start-up.
+    from integrations.shop.labels.documents import ShelfLabel
 
     total = sum(copies for _sku, copies in skus)
-    labels.check_label_count(total, labels.MAX_LABELS if max_labels is None else max_labels)
+    check_label_count(total, MAX_LABELS if max_labels is None else max_labels)
     products = products_by_sku(owner, [sku for sku, _copies in skus])
     return [
-        labels.ShelfLabel(
+        ShelfLabel(
             name=products[sku].name,
             sku=sku,
             price=format_price(products[sku]),

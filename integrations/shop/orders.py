@@ -22,7 +22,7 @@ from qrsvc.models import ApiKey
 from qrsvc.options import QrOptions, check_options
 
 if TYPE_CHECKING:
-    from integrations.shop.labels import PackingLabel
+    from integrations.shop.labels.documents import PackingLabel
 
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
@@ -248,9 +248,10 @@ def order_png(order: Order) -> bytes:
 
 def packing_label_for(order: Order) -> PackingLabel:
     """The order as its packing label prints it: the customer's name when there is no address."""
-    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
+    # WeasyPrint loads with the first print, not at start-up.
+    from integrations.shop.labels.documents import PackingLabel
 
-    return labels.PackingLabel(
+    return PackingLabel(
         order_number=order.order_number,
         ship_to=address_lines(order.shipping_address) or (order.customer_name,),
         item_count=sum(item.quantity for item in order.items),

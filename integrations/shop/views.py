@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations.shop import catalog, emails, orders, webhooks
+from integrations.shop.labels.layouts import LAYOUTS
+from integrations.shop.labels.limits import LabelLimits, check_cost, packing_cost, shelf_cost
 from integrations.shop.models import Order, Product
 from qrsvc.api import image_url
 from qrsvc.auth import current_key, require_key
@@ -18,9 +20,6 @@ from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.http import public_url, read_json_object
 from qrsvc.models import QrCode
 from qrsvc.options import Parser, Spec, integer, parse_fields, text
-
-if TYPE_CHECKING:
-    from integrations.shop.labels import LabelLimits
 
 bp = Blueprint("shop", __name__, url_prefix="/v1/shop")
 
@@ -303,7 +302,7 @@ def confirmation_message(order_id: str) -> Response:
     return response
 
 
-# -- labels (rendering: integrations.shop.labels) ----------------------------------------------------
+# -- labels (rendering: integrations.shop.labels.documents) ------------------------------------------------
 
 
 #: Parsing bound for `copies`; the real bound is the label limits, checked as a 413 on the total.
@@ -341,10 +340,8 @@ def _sku_copies(name: str, value: object) -> list[tuple[str, int]]:
 
 
 def _label_limits() -> LabelLimits:
-    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
-
     config = current_app.config
-    return labels.LabelLimits(
+    return LabelLimits(
         labels=config["LABEL_MAX_LABELS"],
         pages=config["LABEL_MAX_PAGES"],
         megapixels=config["LABEL_MAX_MEGAPIXELS"],
@@ -352,24 +349,24 @@ def _label_limits() -> LabelLimits:
 
 
 def _shelf_labels_response(skus: list[tuple[str, int]], params: Mapping[str, object]) -> Response:
-    from integrations.shop import labels
+    from integrations.shop.labels import documents  # WeasyPrint loads with the first print
 
     layout = cast(str, params.get("layout", "avery-5160"))
-    if layout not in labels.LAYOUTS:
-        raise _bad("layout", f"layout must be one of: {', '.join(labels.LAYOUTS)}")
+    if layout not in LAYOUTS:
+        raise _bad("layout", f"layout must be one of: {', '.join(LAYOUTS)}")
     start_at = cast(int, params.get("start_at", 1))
     dpi = cast("int | None", params.get("dpi"))
     limits = _label_limits()
     # The cost is known from the request: refuse before looking anything up or drawing anything.
-    cost = labels.shelf_cost(
+    cost = shelf_cost(
         layout,
         sum(copies for _sku, copies in skus),
         len({sku for sku, _copies in skus}),
         start_at=start_at,
         dpi=dpi,
     )
-    labels.check_cost(cost, limits)
-    pdf = labels.render_shelf_labels(
+    check_cost(cost, limits)
+    pdf = documents.render_shelf_labels(
         catalog.labels_for_products(current_key(), skus, max_labels=limits.labels),
         layout,
         start_at=start_at,
@@ -425,16 +422,16 @@ def shelf_labels_get() -> Response:
 @bp.get("/orders/<order_id>/label.pdf")
 @require_key("shop:read")
 def packing_label(order_id: str) -> Response:
-    from integrations.shop import labels
+    from integrations.shop.labels import documents  # WeasyPrint loads with the first print
 
     params = parse_fields(
         request.args.to_dict(), Spec(extra={"dpi": integer(100, 1200)}, qr_fields=False), from_query=True
     )
     dpi = cast(int, params.get("dpi", 203))
     limits = _label_limits()
-    labels.check_cost(labels.packing_cost(dpi), limits)  # before the order is looked up
+    check_cost(packing_cost(dpi), limits)  # before the order is looked up
     order = orders.get_order(current_key(), order_id)
-    pdf = labels.render_packing_label(
+    pdf = documents.render_packing_label(
         orders.packing_label_for(order), dpi=dpi, engine=current_app.config["ENGINE"], limits=limits
     )
     return _pdf(pdf, f"packing-{_filename_part(order.order_number, order.id)}.pdf")

@@ -141,7 +141,8 @@ def test_a_deleted_product_code_is_remade_on_the_next_update(client, auth, decod
 
 def test_labels_for_products_expand_copies_with_printed_prices(app, client, auth, api_key) -> None:
     from integrations.shop import catalog
-    from integrations.shop.labels import MAX_LABELS, ShelfLabel
+    from integrations.shop.labels.documents import ShelfLabel
+    from integrations.shop.labels.limits import MAX_LABELS
     from qrsvc.errors import ApiError
     from qrsvc.keys import find_key
 
