@@ -9,10 +9,11 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from integrations.shop import catalog, emails, orders, webhooks
+from integrations.shop import catalog, emails, orders
 from integrations.shop.labels.layouts import LAYOUTS
 from integrations.shop.labels.limits import LabelLimits, check_cost, packing_cost, shelf_cost
 from integrations.shop.models import Order, Product
+from integrations.shop.webhooks import PLATFORMS, protocol, woocommerce
 from qrsvc.api import image_url
 from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
@@ -442,10 +443,10 @@ def packing_label(order_id: str) -> Response:
 
 @bp.post("/webhooks/<platform>/<topic>")
 def webhook(platform: str, topic: str) -> Response:
-    if platform not in webhooks.PLATFORMS or topic not in webhooks.TOPICS:
+    if platform not in PLATFORMS or topic not in protocol.TOPICS:
         raise NotFoundError(f"no webhook endpoint for {platform}/{topic}")
     body = request.get_data(cache=True)
-    if platform == "woocommerce" and webhooks.is_woocommerce_ping(body):
+    if platform == "woocommerce" and woocommerce.is_ping(body):
         return jsonify({"success": True, "status": "pong"})
-    outcome = webhooks.receive(webhooks.PLATFORMS[platform], topic, body, dict(request.headers.items()))
+    outcome = protocol.receive(PLATFORMS[platform], topic, body, dict(request.headers.items()))
     return jsonify({"success": True, "status": outcome.status, "records": list(outcome.records)})
