@@ -5,21 +5,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations.shop import catalog, emails, orders
 from integrations.shop.labels.layouts import LAYOUTS
 from integrations.shop.labels.limits import LabelLimits, check_cost, packing_cost, shelf_cost
-from integrations.shop.models import Order, Product
+from integrations.shop.shapes import order_json, product_json
 from integrations.shop.webhooks import PLATFORMS, protocol, woocommerce
-from qrsvc.api import image_url
 from qrsvc.auth import current_key, require_key
-from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError, NotFoundError
-from qrsvc.http import public_url, read_json_object
-from qrsvc.models import QrCode
+from qrsvc.http import read_json_object
 from qrsvc.options import Parser, Spec, integer, parse_fields, text
 
 bp = Blueprint("shop", __name__, url_prefix="/v1/shop")
@@ -139,64 +136,6 @@ def _page_spec() -> Spec:
     return Spec(
         extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": text}, qr_fields=False
     )
-
-
-# -- JSON shapes ---------------------------------------------------------------------------------------
-
-
-def _code_json(code: QrCode | None) -> dict[str, Any] | None:
-    if code is None:
-        return None
-    return {"id": code.id, "data": code.data, "image_url": image_url(code)}
-
-
-def product_json(product: Product) -> dict[str, Any]:
-    return {
-        "sku": product.sku,
-        "name": product.name,
-        "url": product.url,
-        "price": product.price,
-        "currency": product.currency,
-        "qr_code": _code_json(product.code),
-        "created_at": isoformat(product.created_at),
-        "updated_at": isoformat(product.updated_at),
-    }
-
-
-def order_json(order: Order) -> dict[str, Any]:
-    email = order.email
-    base = f"/v1/shop/orders/{order.id}"
-    return {
-        "id": order.id,
-        "order_number": order.order_number,
-        "customer": {"name": order.customer_name, "email": order.customer_email},
-        "items": [
-            {"sku": i.sku, "name": i.name, "quantity": i.quantity, "unit_price": i.unit_price}
-            for i in order.items
-        ],
-        "item_count": sum(item.quantity for item in order.items),
-        "currency": order.currency,
-        "tracking_url": order.tracking_url,
-        "shipping_address": order.shipping_address,
-        "source": order.source,
-        "created_at": isoformat(order.created_at),
-        "qr_code": _code_json(order.code),
-        "email": None
-        if email is None
-        else {
-            "status": email.status,
-            "to": email.recipient,
-            "attempts": email.attempts,
-            "last_error": email.last_error,
-            "next_attempt_at": isoformat(email.next_attempt_at) if email.next_attempt_at else None,
-            "sent_at": isoformat(email.sent_at) if email.sent_at else None,
-        },
-        "links": {
-            "confirmation_html": public_url(f"{base}/confirmation.html"),
-            "confirmation_eml": public_url(f"{base}/confirmation.eml"),
-            "label_pdf": public_url(f"{base}/label.pdf"),
-        },
-    }
 
 
 # -- products ----------------------------------------------------------------------------------------
