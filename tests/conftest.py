@@ -1,7 +1,8 @@
 """Shared fixtures: an app on a real database, keys made by the real service, a real decoder.
 
-PostgreSQL and Redis are used when QRSVC_TEST_DATABASE_URL / QRSVC_TEST_REDIS_URL
-are set (CI sets both); tests that need them are reported as skipped otherwise.
+PostgreSQL and Redis are used when they answer at their usual local addresses or when
+QRSVC_TEST_DATABASE_URL / QRSVC_TEST_REDIS_URL name them (tests/backends.py); tests that
+need them are reported as skipped otherwise, and the report header says why.
 """
 
 from __future__ import annotations
@@ -32,6 +33,27 @@ TEST_PLANS = {
     "tiny": {"requests_per_minute": 3, "codes_per_month": 5},
     "unlimited": {"requests_per_minute": 1000000, "codes_per_month": 100000000},
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import backends
+
+    config.stash[_BACKENDS] = backends.choose()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests import backends
+
+    return backends.summary(config.stash[_BACKENDS])
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from tests import backends
+
+    terminalreporter.write_line(backends.summary(config.stash[_BACKENDS]))
+
+
+_BACKENDS = pytest.StashKey[tuple[Any, ...]]()
 
 
 def decode_image(image: Image.Image) -> list[str]:
@@ -100,7 +122,7 @@ def postgres_schema(prefix: str) -> Iterator[str]:
     """A URL for a throwaway PostgreSQL schema, dropped afterwards; skips without PostgreSQL."""
     base = os.environ.get("QRSVC_TEST_DATABASE_URL")
     if not base:
-        pytest.skip("PostgreSQL: QRSVC_TEST_DATABASE_URL is not set")
+        pytest.skip("PostgreSQL: not found at 127.0.0.1:5432 and QRSVC_TEST_DATABASE_URL is not set")
     schema = f"{prefix}_{secrets.token_hex(4)}"
     engine = sa.create_engine(base)
     with engine.begin() as connection:
@@ -117,7 +139,7 @@ def postgres_schema(prefix: str) -> Iterator[str]:
 def redis_url() -> str:
     url = os.environ.get("QRSVC_TEST_REDIS_URL")
     if not url:
-        pytest.skip("Redis: QRSVC_TEST_REDIS_URL is not set")
+        pytest.skip("Redis: not found at 127.0.0.1:6379 and QRSVC_TEST_REDIS_URL is not set")
     return url
 
 
