@@ -34,6 +34,8 @@ from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.options import QrOptions, check_options
+from qrsvc.pagination import Page, paginate
+from qrsvc.pdf import html_to_pdf, resource_url
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ApiError",
     "DataTooLongError",
     "NotFoundError",
+    "Page",
     "Parser",
     "QrOptions",
     "Setting",
@@ -59,6 +62,7 @@ __all__ = [
     "find_codes",
     "get_code",
     "given_fields",
+    "html_to_pdf",
     "image_url",
     "images_base",
     "insert",
@@ -71,6 +75,7 @@ __all__ = [
     "now",
     "nullable",
     "number",
+    "paginate",
     "parse_body",
     "parse_object",
     "parse_query",
@@ -79,5 +84,6 @@ __all__ = [
     "register_job",
     "render",
     "require_key",
+    "resource_url",
     "text",
 ]
