@@ -45,7 +45,6 @@ import weasyprint  # noqa: E402
 
 from integrations.shop.labels import documents as shop_labels  # noqa: E402
 from integrations.shop.labels.documents import (  # noqa: E402
-    LabelUrlFetcher,
     PackingLabel,
     ShelfLabel,
     render_packing_label,
@@ -54,6 +53,7 @@ from integrations.shop.labels.documents import (  # noqa: E402
 from integrations.shop.labels.geometry import module_dots  # noqa: E402
 from integrations.shop.labels.layouts import LAYOUTS  # noqa: E402
 from integrations.shop.labels.limits import DEFAULT_LIMITS, LabelLimits, packing_cost, shelf_cost  # noqa: E402
+from qrsvc.pdf import url_fetcher  # noqa: E402
 from qrsvc.qr import Style, encode, render  # noqa: E402
 
 _GRID = jinja2.Environment(autoescape=True).from_string(
@@ -115,7 +115,7 @@ def _palette_code(label: ShelfLabel) -> tuple[str, float]:
 
 
 def _pdf(html: str) -> bytes:
-    pdf: bytes = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=LabelUrlFetcher()).write_pdf()
+    pdf: bytes = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=url_fetcher()).write_pdf()
     return pdf
 
 
@@ -167,22 +167,22 @@ def measure(function: Callable[[], bytes], runs: int) -> tuple[float, float, int
 def breakdown(labels: Sequence[ShelfLabel], runs: int) -> dict[str, float]:
     """Median seconds of our own preparation, WeasyPrint parsing + layout, and drawing + PDF writing."""
     captured: list[tuple[str, Mapping[str, bytes]]] = []
-    real_write = shop_labels._write_pdf
+    real_write = shop_labels.html_to_pdf
 
     def capture(html: str, images: Mapping[str, bytes]) -> bytes:
         captured.append((html, images))
         return b""
 
-    shop_labels._write_pdf = capture
+    shop_labels.html_to_pdf = capture
     try:
         prepare = measure(lambda: render_shelf_labels(labels), runs)[0]
     finally:
-        shop_labels._write_pdf = real_write
+        shop_labels.html_to_pdf = real_write
     html, images = captured[-1]
     layouts, writes = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        fetcher = LabelUrlFetcher(images)
+        fetcher = url_fetcher(images)
         document = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=fetcher).render()
         middle = time.perf_counter()
         document.write_pdf()

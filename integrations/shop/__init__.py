@@ -9,7 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from integrations.shop.labels.limits import DEFAULT_LIMITS
-from qrsvc.config import Setting, apply_settings
+from qrsvc.toolkit import Setting, apply_settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -76,15 +76,14 @@ def init_app(app: Flask) -> None:
     and the worker's outbox job."""
     from integrations.shop import emails, models  # noqa: F401 (tables on the metadata)
     from integrations.shop.views import bp
-    from qrsvc import jobs
-    from qrsvc.db import add_migrations
+    from qrsvc.toolkit import add_migrations, register_job
 
     apply_settings(app.config, SETTINGS)
     emails.init_app(app)
     app.register_blueprint(bp)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
     app.cli.add_command(outbox)
-    jobs.register(app, "shop.outbox", _deliver_outbox, app.config["OUTBOX_INTERVAL_SECONDS"])
+    register_job(app, "shop.outbox", _deliver_outbox, app.config["OUTBOX_INTERVAL_SECONDS"])
 
 
 __all__ = ["SETTINGS", "init_app"]

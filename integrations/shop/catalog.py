@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from integrations.shop.labels.documents import ShelfLabel
 from integrations.shop.labels.limits import MAX_LABELS, check_label_count
 from integrations.shop.models import Product
-from qrsvc import clock, codes
+from qrsvc import codes
 from qrsvc.auth import plan_of
-from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.options import QrOptions, check_options
-
-if TYPE_CHECKING:
-    from integrations.shop.labels.documents import ShelfLabel
+from qrsvc.toolkit import ApiError, NotFoundError, Page, QrOptions, check_options, now, paginate
 
 #: Product codes are printed (shelf labels, catalogues): the highest error correction survives wear.
 PRODUCT_ERROR_CORRECTION = "H"
@@ -120,7 +115,7 @@ def _insert(owner: ApiKey, fields: ProductFields, platform_modified_at: datetime
     try:
         # The unique constraint decides; the savepoint takes back this product and its code only.
         with db.session.begin_nested():
-            now = clock.now()
+            moment = now()
             product = Product(
                 owner_id=owner.id,
                 sku=fields.sku,
@@ -129,8 +124,8 @@ def _insert(owner: ApiKey, fields: ProductFields, platform_modified_at: datetime
                 price=fields.price,
                 currency=fields.currency,
                 qr_code=_make_code(owner, fields.url).id,
-                created_at=now,
-                updated_at=now,
+                created_at=moment,
+                updated_at=moment,
                 platform_modified_at=platform_modified_at,
             )
             db.session.add(product)
@@ -164,7 +159,7 @@ def _apply(owner: ApiKey, product: Product, changes: dict[str, str | None]) -> N
         db.session.expire(product, ["code"])  # loaded again from the new id when read
     product.name, product.url = merged.name, merged.url
     product.price, product.currency = merged.price, merged.currency
-    product.updated_at = clock.now()
+    product.updated_at = now()
 
 
 def save_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
@@ -262,9 +257,6 @@ def labels_for_products(
     than one PDF holds (`max_labels`, default `limits.MAX_LABELS`), and 404 `unknown_sku`
     for the first SKU the owner does not have.
     """
-    # WeasyPrint loads with the first print, not at start-up.
-    from integrations.shop.labels.documents import ShelfLabel
-
     total = sum(copies for _sku, copies in skus)
     check_label_count(total, MAX_LABELS if max_labels is None else max_labels)
     products = products_by_sku(owner, [sku for sku, _copies in skus])
@@ -280,33 +272,15 @@ def labels_for_products(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class ProductPage:
-    items: list[Product]
-    next_cursor: str | None
-
-
-def list_products(owner: ApiKey, limit: int, cursor: str | None = None) -> ProductPage:
+def list_products(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[Product]:
     """The owner's products in SKU order; `cursor` continues after the previous page."""
-    query = sa.select(Product).where(Product.owner_id == owner.id)
-    if cursor:
-        try:
-            after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(
-                400, "invalid_parameter", "cursor is not one this API returned", "cursor"
-            ) from None
-        query = query.where(Product.sku > after)
-    rows = list(db.session.scalars(query.order_by(Product.sku).limit(limit + 1)))
-    items = rows[:limit]
-    more = len(rows) > limit and items
-    next_cursor = base64.urlsafe_b64encode(items[-1].sku.encode()).decode().rstrip("=") if more else None
-    return ProductPage(items, next_cursor)
+    return paginate(
+        sa.select(Product).where(Product.owner_id == owner.id), [Product.sku], limit, cursor, descending=False
+    )
 
 
 __all__ = [
     "ProductFields",
-    "ProductPage",
     "create_product",
     "find_product",
     "format_price",

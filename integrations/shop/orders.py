@@ -6,23 +6,19 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from integrations.shop import emails
+from integrations.shop.labels.documents import PackingLabel
 from integrations.shop.models import Order, OrderItem, Product
-from qrsvc import clock, codes
+from qrsvc import codes
 from qrsvc.auth import plan_of
-from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.options import QrOptions, check_options
-
-if TYPE_CHECKING:
-    from integrations.shop.labels.documents import PackingLabel
+from qrsvc.toolkit import ApiError, NotFoundError, Page, QrOptions, check_options, now, paginate
 
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
@@ -197,7 +193,7 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
                 shipping_address=fields.shipping_address,
                 source=source,
                 qr_code=code.id,
-                created_at=clock.now(),
+                created_at=now(),
                 items=[
                     OrderItem(
                         position=position,
@@ -248,9 +244,6 @@ def order_png(order: Order) -> bytes:
 
 def packing_label_for(order: Order) -> PackingLabel:
     """The order as its packing label prints it: the customer's name when there is no address."""
-    # WeasyPrint loads with the first print, not at start-up.
-    from integrations.shop.labels.documents import PackingLabel
-
     return PackingLabel(
         order_number=order.order_number,
         ship_to=address_lines(order.shipping_address) or (order.customer_name,),
@@ -259,22 +252,10 @@ def packing_label_for(order: Order) -> PackingLabel:
     )
 
 
-def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> tuple[list[Order], str | None]:
-    """The owner's orders, newest first; the cursor is the last order's id."""
+def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[Order]:
+    """The owner's orders, newest first; `cursor` continues after the previous page."""
     query = sa.select(Order).where(Order.owner_id == owner.id)
-    if cursor:
-        last = db.session.get(Order, cursor)
-        if last is None or last.owner_id != owner.id:
-            raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor")
-        query = query.where(
-            sa.or_(
-                Order.created_at < last.created_at,
-                sa.and_(Order.created_at == last.created_at, Order.id < last.id),
-            )
-        )
-    rows = list(db.session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)))
-    items = rows[:limit]
-    return items, items[-1].id if len(rows) > limit and items else None
+    return paginate(query, [Order.created_at, Order.id], limit, cursor)
 
 
 __all__ = [

@@ -1,8 +1,7 @@
 """Printing the shop's records: shelf labels of products and the packing label of an order.
 
 The cost of a PDF is known from the request, so both refuse an oversized one (413)
-before they look anything up or draw anything; WeasyPrint loads with the first print,
-not at start-up.
+before they look anything up or draw anything.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from integrations.shop import catalog, orders
+from integrations.shop.labels import documents
 from integrations.shop.labels.layouts import LAYOUTS
 from integrations.shop.labels.limits import LabelLimits, check_cost, packing_cost, shelf_cost
 from integrations.shop.models import Order
@@ -45,8 +45,6 @@ def label_limits() -> LabelLimits:
 
 def shelf_labels_pdf(owner: ApiKey, skus: Sequence[tuple[str, int]], options: SheetOptions) -> bytes:
     """A PDF of shelf labels for (SKU, copies) pairs of the owner's products, in order."""
-    from integrations.shop.labels import documents
-
     if options.layout not in LAYOUTS:
         raise invalid("layout", f"layout must be one of: {', '.join(LAYOUTS)}")
     limits = label_limits()
@@ -72,8 +70,6 @@ def shelf_labels_pdf(owner: ApiKey, skus: Sequence[tuple[str, int]], options: Sh
 
 def packing_label_pdf(owner: ApiKey, order_id: str, dpi: int = 203) -> tuple[Order, bytes]:
     """The owner's order and its one-page 4 × 6 in packing label."""
-    from integrations.shop.labels import documents
-
     limits = label_limits()
     check_cost(packing_cost(dpi), limits)  # before the order is looked up
     order = orders.get_order(owner, order_id)

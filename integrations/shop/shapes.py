@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.shop.models import Order, OutboxMessage, Product
-from qrsvc.api import image_url
-from qrsvc.clock import isoformat
-from qrsvc.http import public_url
 from qrsvc.models import QrCode
+from qrsvc.toolkit import image_url, isoformat, public_url
 
 __all__ = ["order_json", "product_json"]
 

@@ -71,8 +71,10 @@ def create_order() -> tuple[Response, int]:
 @require_key("shop:read")
 def list_orders() -> Response:
     query = parse_query(PageQuery)
-    items, cursor = orders.list_orders(current_key(), query.limit, query.cursor)
-    return jsonify({"success": True, "items": [order_json(o) for o in items], "next_cursor": cursor})
+    page = orders.list_orders(current_key(), query.limit, query.cursor)
+    return jsonify(
+        {"success": True, "items": [order_json(o) for o in page.items], "next_cursor": page.next_cursor}
+    )
 
 
 @bp.get("/orders/<order_id>")

@@ -10,8 +10,8 @@ so tests and the CLI can call them too. The modules, from the sheet to the PDF:
   printer's resolution, at least 0.33 mm, and every code is snapped to the dot grid;
 - `limits`: the work one PDF may take (labels, pages, printer dots), computed from the
   request before anything is drawn, and the checks of the printing arguments;
-- `documents`: the HTML and the PDF (WeasyPrint, loaded only by this module, so that
-  the other three can be imported at start-up for free).
+- `documents`: the HTML, and the PDF written by the toolkit's sandboxed `html_to_pdf`
+  (which loads WeasyPrint with the first print, not at start-up).
 """
 
 from __future__ import annotations

@@ -5,22 +5,18 @@ The codes are drawn on whole printer dots (`geometry`) at the places the layout 
 One fixed-size box per sheet and absolutely positioned children keep WeasyPrint's
 layout work linear and small (no flex, no grid, no page-spanning flow).
 
-WeasyPrint only ever sees `data:` URIs and the document's own images:
-`LabelUrlFetcher` refuses every other scheme (`file:`, `http(s):`, ...), so a product
-name can never make the server read its files or reach the network, and Jinja
-escapes every value.
+The PDF is written by the toolkit's sandboxed `html_to_pdf`: the document loads only
+its own in-memory images, so a product name can never make the server read its
+files or reach the network; Jinja escapes every value.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from integrations.shop.labels.geometry import DrawnCode, PlacedCode, draw_code, place_code
 from integrations.shop.labels.layouts import (
@@ -42,11 +38,10 @@ from integrations.shop.labels.limits import (
     packing_cost,
     shelf_cost,
 )
-from qrsvc.errors import ApiError
+from qrsvc.toolkit import ApiError, html_to_pdf, resource_url
 
 __all__ = [
     "FONT_FAMILY",
-    "LabelUrlFetcher",
     "PackingLabel",
     "ShelfLabel",
     "render_packing_label",
@@ -57,7 +52,7 @@ __all__ = [
 #: a single face keeps font lookup and subsetting cheap.
 FONT_FAMILY = "DejaVu Sans"
 
-#: The same folder as `qrsvc.factory.TEMPLATES` (not imported: this module stays Flask-free).
+#: The app's templates folder, in an environment of its own: labels render without an app (tests, CLI).
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 _templates = jinja2.Environment(
@@ -87,34 +82,6 @@ class PackingLabel:
     ship_to: tuple[str, ...]
     item_count: int
     qr_data: str
-
-
-#: Scheme of the images a label document carries in memory: `label-image:<n>`.
-IMAGE_SCHEME = "label-image"
-
-
-class LabelUrlFetcher(URLFetcher):  # type: ignore[misc]
-    """WeasyPrint's only way out: it serves base64 `data:` URIs and the document's own
-    in-memory images (`label-image:<n>` from `images`), and refuses every other URL
-    (`file:`, `http:`, `https:`, ...).
-    """
-
-    def __init__(self, images: Mapping[str, bytes] | None = None) -> None:
-        super().__init__(allowed_protocols=("data", IMAGE_SCHEME))
-        self._images = dict(images or {})
-
-    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> URLFetcherResponse:
-        scheme, _, rest = url.partition(":")
-        if scheme.lower() == IMAGE_SCHEME and url in self._images:
-            return URLFetcherResponse(url, self._images[url], {"Content-Type": "image/png"})
-        meta, comma, payload = rest.partition(",")
-        if scheme.lower() == "data" and comma and meta.endswith(";base64"):
-            return URLFetcherResponse(
-                url, base64.b64decode(payload), {"Content-Type": meta[: -len(";base64")]}
-            )
-        raise ValueError(
-            f"label documents only load base64 data: URIs and their own images, not {url[:60]!r}"
-        )
 
 
 def render_shelf_labels(
@@ -176,7 +143,7 @@ def render_shelf_labels(
             page.append((label, position, f"{position}-{code.pixels}"))
         pages.append(page)
     # Images travel beside the HTML, not inside it: parsing 300 data: URIs is slow.
-    urls = {data: f"{IMAGE_SCHEME}:{n}" for n, data in enumerate(codes)}
+    urls = {data: resource_url(f"qr-{n}") for n, data in enumerate(codes)}
     html = _templates.get_template("shop/labels/shelf.html").render(
         layout=sheet,
         design=design,
@@ -186,7 +153,7 @@ def render_shelf_labels(
         urls=urls,
         font=FONT_FAMILY,
     )
-    return _write_pdf(html, {urls[data]: code.png for data, code in codes.items()})
+    return html_to_pdf(html, {urls[data]: code.png for data, code in codes.items()})
 
 
 def render_packing_label(
@@ -205,14 +172,8 @@ def render_packing_label(
         layout=LAYOUTS["thermal-4x6"],
         label=label,
         qr=place_code(code, packing_code_area(), 0, 0, dpi),
-        url=f"{IMAGE_SCHEME}:0",
+        url=resource_url("qr"),
         inset=PACKING_INSET_MM,
         font=FONT_FAMILY,
     )
-    return _write_pdf(html, {f"{IMAGE_SCHEME}:0": code.png})
-
-
-def _write_pdf(html: str, images: Mapping[str, bytes]) -> bytes:
-    fetcher = LabelUrlFetcher(images)
-    pdf: bytes = HTML(string=html, base_url="data:,", url_fetcher=fetcher).write_pdf()
-    return pdf
+    return html_to_pdf(html, {resource_url("qr"): code.png})

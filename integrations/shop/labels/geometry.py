@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from integrations.shop.labels.layouts import MM_PER_INCH, Box
-from qrsvc.errors import ApiError
-from qrsvc.qr import DataTooLongError, Style, encode, render
+from qrsvc.toolkit import ApiError, DataTooLongError, Style, encode, render
 
 __all__ = [
     "MIN_MODULE_MM",

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from qrsvc.errors import ApiError
+from qrsvc.toolkit import ApiError
 
 __all__ = [
     "LAYOUTS",

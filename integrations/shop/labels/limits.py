@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from integrations.shop.labels.geometry import code_pixels
 from integrations.shop.labels.layouts import PACKING_CODE_MM, LabelLayout, find_layout, shelf_design
-from qrsvc.errors import ApiError
-from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS
+from qrsvc.toolkit import ENGINES, ERROR_CORRECTION_LEVELS, ApiError
 
 __all__ = [
     "DEFAULT_LIMITS",

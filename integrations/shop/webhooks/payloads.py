@@ -14,8 +14,8 @@ from typing import Any
 from integrations.shop import catalog, orders
 from integrations.shop.models import Product
 from integrations.shop.webhooks.protocol import DeliveryStatus, Outcome
-from qrsvc.errors import ApiError
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import ApiError
 
 __all__ = [
     "address",

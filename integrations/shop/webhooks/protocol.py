@@ -31,11 +31,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from integrations.shop.models import WebhookDelivery
-from qrsvc import clock
-from qrsvc.db import insert
-from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import ApiError, insert, now
 
 __all__ = [
     "TOPICS",
@@ -155,7 +153,7 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
             platform=platform.name,
             delivery_id=delivery_id,
             topic=headers.get(platform.topic_header.lower(), topic)[:64],
-            received_at=clock.now(),
+            received_at=now(),
             body_sha256=hashlib.sha256(body).hexdigest(),
         )
         # Either unique constraint: the same delivery id, or the same signed body under a new one.

@@ -10,8 +10,8 @@ from flask import current_app
 from integrations.shop import catalog, orders
 from integrations.shop.webhooks import payloads
 from integrations.shop.webhooks.protocol import DeliveryStatus, Outcome, Platform
-from qrsvc.errors import ApiError
 from qrsvc.models import ApiKey
+from qrsvc.toolkit import ApiError
 
 __all__ = ["PLATFORM", "map_order", "map_products"]
 

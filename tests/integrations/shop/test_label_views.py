@@ -91,7 +91,7 @@ def no_rendering(monkeypatch) -> list[str]:
         raise RuntimeError("rendering started")
 
     monkeypatch.setattr(documents, "draw_code", refuse)
-    monkeypatch.setattr(documents, "_write_pdf", refuse)
+    monkeypatch.setattr(documents, "html_to_pdf", refuse)
     return started
 
 

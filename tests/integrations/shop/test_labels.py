@@ -21,7 +21,6 @@ import zxingcpp
 from PIL import Image
 
 from integrations.shop.labels.documents import (
-    LabelUrlFetcher,
     PackingLabel,
     ShelfLabel,
     render_packing_label,
@@ -31,6 +30,7 @@ from integrations.shop.labels.geometry import module_dots
 from integrations.shop.labels.layouts import LAYOUTS
 from integrations.shop.labels.limits import DEFAULT_LIMITS, MAX_LABELS, LabelLimits
 from qrsvc.errors import ApiError
+from qrsvc.pdf import url_fetcher as LabelUrlFetcher
 from qrsvc.qr import encode
 from tests.conftest import decode_image
 
