@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from integrations.shop import emails
+from integrations.shop import mail, outbox
 from integrations.shop.labels.documents import PackingLabel
 from integrations.shop.models import Order, OrderItem, Product
 from qrsvc import codes
@@ -91,7 +91,7 @@ def _made_printable(fields: OrderFields) -> OrderFields:
     )
 
 
-def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipient | emails.AddressError]:
+def _check(fields: OrderFields, source: str) -> tuple[OrderFields, mail.Recipient | mail.AddressError]:
     """Refuse what cannot be stored; returns the fields to store and the customer's mailbox.
 
     The customer's email address is checked as mail servers will check it. Through the API
@@ -108,10 +108,10 @@ def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipi
             raise ApiError(
                 400, "invalid_parameter", f"{name} must be 1 to {limit} printable characters", name
             )
-    recipient: emails.Recipient | emails.AddressError
+    recipient: mail.Recipient | mail.AddressError
     try:
-        recipient = emails.parse_recipient(fields.customer_email)
-    except emails.AddressError as exc:
+        recipient = mail.parse_recipient(fields.customer_email)
+    except mail.AddressError as exc:
         if source == "api":
             raise ApiError(
                 400, "invalid_parameter", f"customer.email is not an email address: {exc}", "customer.email"
@@ -214,7 +214,7 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
             f"order {fields.order_number!r} already exists; nothing was changed",
             "order_number",
         ) from None
-    emails.enqueue(order, image.content, recipient)
+    outbox.enqueue(order, image.content, recipient)
     db.session.commit()
     return order
 
