@@ -24,10 +24,8 @@ from datetime import datetime
 from typing import IO, Any
 
 from qrsvc import clock, codes, idempotency
-from qrsvc.codes import Image
-from qrsvc.config import Plan
 from qrsvc.errors import ApiError
-from qrsvc.extensions import db
+from qrsvc.images import Image, ImageStream
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import Bounds, QrOptions, Spec, build_options, choice, parse_fields, text
 
@@ -230,7 +228,6 @@ _ITEM_OVERHEAD = 200
 
 def generate_batch(
     owner: ApiKey,
-    plan: Plan,
     request: BatchRequest,
     engine: str,
     image_url: Callable[[QrCode], str],
@@ -242,7 +239,9 @@ def generate_batch(
 
     A retry with the same key and request gets the first outcome back, re-rendered
     from the stored codes (nothing new is stored or counted); the same key with
-    another request is a 422. The codes and the key's record commit together.
+    another request is a 422. The codes and the key's record are written in the caller's
+    transaction and commit together (the view is `transactional`); only the claim, a lease
+    other requests must see at once, commits on its own (`qrsvc.idempotency`).
     """
     claim: idempotency.Claim | None = None
     when = clock.now()
@@ -255,10 +254,9 @@ def generate_batch(
         claim, when = found, found.created_at
     body = _Body(request.response, image_url, max_inline_bytes)
     try:
-        outcomes, cache_hits = _run(owner, plan, request, engine, body, when, claim)
+        outcomes, cache_hits = _run(owner, request, engine, body, when, claim)
         if claim is not None:
             idempotency.finish(claim, [_outcome_record(outcome) for outcome in outcomes])
-        db.session.commit()
         content = body.finish(outcomes, when)
     except BaseException:
         body.close()
@@ -270,7 +268,6 @@ def generate_batch(
 
 def _run(
     owner: ApiKey,
-    plan: Plan,
     request: BatchRequest,
     engine: str,
     body: _Body,
@@ -279,7 +276,7 @@ def _run(
 ) -> tuple[list[Outcome], int]:
     """Render every good item into `body`, then store the drawn codes (uncommitted)."""
     good = [item for item in request.items if item.options is not None]
-    stream = codes.ImageStream([item.options for item in good if item.options is not None], engine)
+    stream = ImageStream([item.options for item in good if item.options is not None], engine)
     drawn: list[tuple[BatchItem, Image]] = []
     errors: dict[int, ApiError] = {}
     for item, result in zip(good, stream, strict=True):
@@ -290,7 +287,7 @@ def _run(
             continue
         body.add(item, result, when)
         drawn.append((item, replace(result, content=b"")))  # the bytes are in the body now
-    stored = codes.store_codes(owner, plan, [image for _item, image in drawn], commit=False)
+    stored = codes.store_images(owner, [image for _item, image in drawn])
     by_index = {item.index: code for (item, _image), code in zip(drawn, stored, strict=True)}
     outcomes = [
         Outcome(item, code=by_index.get(item.index), error=errors.get(item.index, item.error))
@@ -325,7 +322,7 @@ def _replay(
     try:
         if body.needs_images:
             kept = [outcome for outcome in outcomes if outcome.code is not None]
-            stream = codes.ImageStream([codes.stored_options(o.code) for o in kept if o.code], engine)
+            stream = ImageStream([codes.stored_options(o.code) for o in kept if o.code], engine)
             for outcome, image in zip(kept, stream, strict=True):
                 if isinstance(image, Image):
                     body.add(outcome.item, image, stored.created_at)

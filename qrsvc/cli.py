@@ -34,10 +34,12 @@ keys = AppGroup("keys", help="Create, list and revoke API keys.")
 def keys_create(name: str, plan: str | None, scopes: tuple[str, ...]) -> None:
     """Make a key; it is printed once, alone on the last line, and only its hash is kept."""
     from qrsvc.keys import create_key
+    from qrsvc.transactions import unit_of_work
 
     plans = current_app.config["PLANS"]
     try:
-        key, plain = create_key(name, plan or current_app.config["DEFAULT_PLAN"], scopes, list(plans))
+        with unit_of_work():
+            key, plain = create_key(name, plan or current_app.config["DEFAULT_PLAN"], scopes, list(plans))
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created key {key.prefix} ({key.name}, plan {key.plan}, scopes {' '.join(key.scopes)}).")
@@ -61,9 +63,11 @@ def keys_list() -> None:
 def keys_revoke(prefix: str) -> None:
     """Revoke the key with PREFIX (as `keys list` shows it)."""
     from qrsvc.keys import revoke_key
+    from qrsvc.transactions import unit_of_work
 
     try:
-        key = revoke_key(prefix)
+        with unit_of_work():
+            key = revoke_key(prefix)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Revoked key {key.prefix} ({key.name}).")
@@ -77,6 +81,7 @@ def keys_demo() -> None:
     from qrsvc.extensions import db
     from qrsvc.keys import create_key
     from qrsvc.models import ApiKey
+    from qrsvc.transactions import unit_of_work
 
     existing = db.session.scalar(sa.select(ApiKey).where(ApiKey.name == "demo"))
     if existing is not None:
@@ -85,7 +90,8 @@ def keys_demo() -> None:
         )
         return
     plan = "pro" if "pro" in current_app.config["PLANS"] else current_app.config["DEFAULT_PLAN"]
-    _key, plain = create_key("demo", plan, ["*"], list(current_app.config["PLANS"]))
+    with unit_of_work():
+        _key, plain = create_key("demo", plan, ["*"], list(current_app.config["PLANS"]))
     click.echo(f"Demo API key (plan {plan}), shown only this once:")
     click.echo(plain)
 
