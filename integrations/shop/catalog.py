@@ -9,17 +9,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from integrations.shop.labels.documents import ShelfLabel
 from integrations.shop.labels.limits import MAX_LABELS, check_label_count
 from integrations.shop.models import Product
-from qrsvc import codes
-from qrsvc.auth import plan_of
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.toolkit import ApiError, NotFoundError, Page, QrOptions, check_options, now, paginate
+from qrsvc.toolkit import ApiError, NotFoundError, Page, QrOptions, make_code, now, paginate, savepoint
 
 #: Product codes are printed (shelf labels, catalogues): the highest error correction survives wear.
 PRODUCT_ERROR_CORRECTION = "H"
@@ -91,30 +88,24 @@ def _make_code(owner: ApiKey, url: str) -> QrCode:
     options = QrOptions(
         data=url, format="png", size=PRODUCT_CODE_SIZE, error_correction=PRODUCT_ERROR_CORRECTION
     )
-    check_options(options)
-    code, _image = codes.generate(owner, plan_of(owner), options, current_app.config["ENGINE"], commit=False)
-    return code
+    return make_code(owner, options).code
 
 
-def create_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
-    """Save a product and its code (EC level H) in one transaction.
+def create_product(owner: ApiKey, fields: ProductFields) -> Product:
+    """Add a product and its code (EC level H) to the caller's transaction.
 
     A SKU the owner already has is a 409 `duplicate_sku` and nothing of this product is
-    stored. With `commit=False` the caller owns the transaction (a webhook stores every
-    variant and its delivery receipt, then commits once); a duplicate undoes only this
-    product, never what the caller has pending.
+    stored; a savepoint undoes only this product, never what the caller has pending
+    (a webhook stores every variant and its delivery receipt, then its request commits once).
     """
-    product = _insert(owner, fields)
-    if commit:
-        db.session.commit()
-    return product
+    return _insert(owner, fields)
 
 
 def _insert(owner: ApiKey, fields: ProductFields, platform_modified_at: datetime | None = None) -> Product:
     _check(fields)
     try:
         # The unique constraint decides; the savepoint takes back this product and its code only.
-        with db.session.begin_nested():
+        with savepoint():
             moment = now()
             product = Product(
                 owner_id=owner.id,
@@ -141,7 +132,6 @@ def update_product(owner: ApiKey, sku: str, changes: dict[str, str | None]) -> P
     """Change name, url, price or currency; a new `url` gets a new code (the old one stays stored)."""
     product = get_product(owner, sku)
     _apply(owner, product, changes)
-    db.session.commit()
     return product
 
 
@@ -162,27 +152,6 @@ def _apply(owner: ApiKey, product: Product, changes: dict[str, str | None]) -> N
     product.updated_at = now()
 
 
-def save_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
-    """Create or update by SKU (webhooks: a platform sends the whole product on every change).
-
-    `commit=False` leaves the commit to the caller, as for `create_product`.
-    """
-    existing = find_product(owner, fields.sku)
-    if existing is None:
-        try:
-            return create_product(owner, fields, commit=commit)
-        except ApiError as exc:
-            if exc.code != "duplicate_sku":
-                raise
-            # Created concurrently since we looked: update that one instead.
-            existing = get_product(owner, fields.sku)
-    changes = {"name": fields.name, "url": fields.url, "price": fields.price, "currency": fields.currency}
-    _apply(owner, existing, changes)
-    if commit:
-        db.session.commit()
-    return existing
-
-
 def save_product_if_newer(owner: ApiKey, fields: ProductFields, modified_at: datetime) -> Product | None:
     """Create or update by SKU from a store platform, unless the stored product is as new or newer.
 
@@ -191,7 +160,7 @@ def save_product_if_newer(owner: ApiKey, fields: ProductFields, modified_at: dat
     (equal times cannot be ordered, so the first delivery for a time stands). One
     conditional UPDATE of `platform_modified_at` decides, so two deliveries racing on
     PostgreSQL are ordered by the row lock and the older one loses whichever commits
-    first. The caller commits.
+    first. The caller's unit of work commits.
     """
     existing = find_product(owner, fields.sku)
     if existing is None:
@@ -290,7 +259,6 @@ __all__ = [
     "normalize_currency",
     "normalize_price",
     "products_by_sku",
-    "save_product",
     "save_product_if_newer",
     "update_product",
 ]

@@ -14,11 +14,21 @@ from sqlalchemy.exc import IntegrityError
 from integrations.shop import mail, outbox
 from integrations.shop.labels.documents import PackingLabel
 from integrations.shop.models import Order, OrderItem, Product
-from qrsvc import codes
-from qrsvc.auth import plan_of
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import ApiError, NotFoundError, Page, QrOptions, check_options, now, paginate
+from qrsvc.toolkit import (
+    ApiError,
+    NotFoundError,
+    Page,
+    QrOptions,
+    check_options,
+    image_of,
+    make_code,
+    make_image,
+    now,
+    paginate,
+    savepoint,
+)
 
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
@@ -174,14 +184,8 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
     try:
         # The unique constraint decides; the savepoint takes back this order and its code only,
         # never what the caller has pending (a webhook's receipt).
-        with db.session.begin_nested():
-            code, image = codes.generate(
-                owner,
-                plan_of(owner),
-                order_code_options(qr_text(fields)),
-                current_app.config["ENGINE"],
-                commit=False,
-            )
+        with savepoint():
+            made = make_code(owner, order_code_options(qr_text(fields)))
             order = Order(
                 id=new_order_id(),
                 owner_id=owner.id,
@@ -192,7 +196,7 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
                 tracking_url=fields.tracking_url,
                 shipping_address=fields.shipping_address,
                 source=source,
-                qr_code=code.id,
+                qr_code=made.code.id,
                 created_at=now(),
                 items=[
                     OrderItem(
@@ -214,8 +218,8 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
             f"order {fields.order_number!r} already exists; nothing was changed",
             "order_number",
         ) from None
-    outbox.enqueue(order, image.content, recipient)
-    db.session.commit()
+    outbox.enqueue(order, made.image.content, recipient)
+    db.session.flush()
     return order
 
 
@@ -235,11 +239,9 @@ def get_order(owner: ApiKey, order_id: str) -> Order:
 
 def order_png(order: Order) -> bytes:
     """The order's code as PNG, drawn from its stored record (or its text, if the code was deleted)."""
-    engine = current_app.config["ENGINE"]
-    if order.qr_code is not None:
-        stored = codes.find_public_code(order.qr_code)
-        return codes.make_image(codes.stored_options(stored, {"format": "png"}), engine).content
-    return codes.make_image(order_code_options(qr_text(order)), engine).content
+    if order.code is not None:
+        return image_of(order.code, "png").content
+    return make_image(order_code_options(qr_text(order))).content
 
 
 def packing_label_for(order: Order) -> PackingLabel:

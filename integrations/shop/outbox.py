@@ -25,7 +25,7 @@ from integrations.shop import emails
 from integrations.shop.mail import AddressError, Recipient, UndeliverableError
 from integrations.shop.models import Order, OutboxMessage
 from qrsvc.extensions import db
-from qrsvc.toolkit import now
+from qrsvc.toolkit import now, unit_of_work
 
 __all__ = [
     "DISABLED",
@@ -171,13 +171,12 @@ def deliver(message_id: int, *, ignore_backoff: bool = False) -> str | None:
     """
     if emails.transport() is None:
         return None
-    message = claim(message_id, ignore_backoff=ignore_backoff)
-    db.session.commit()
+    with unit_of_work():  # the claim is visible to every other sender before the slow send
+        message = claim(message_id, ignore_backoff=ignore_backoff)
     if message is None:
         return None
-    status = send_claimed(message)
-    db.session.commit()
-    return status
+    with unit_of_work():
+        return send_claimed(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +190,8 @@ def deliver_due(limit: int = 100, *, ignore_backoff: bool = False) -> DrainResul
     """Send every message that is due (or, with `ignore_backoff`, every queued one), one by one."""
     if emails.transport() is None:
         return DrainResult(0, 0, 0)
-    ids = due_messages(limit, ignore_backoff=ignore_backoff)
-    db.session.commit()  # end the read before the first claim: each message is its own unit of work
+    with unit_of_work():  # end the read before the first claim: each message is its own unit of work
+        ids = due_messages(limit, ignore_backoff=ignore_backoff)
     outcomes = [deliver(message_id, ignore_backoff=ignore_backoff) for message_id in ids]
     return DrainResult(outcomes.count(SENT), outcomes.count(QUEUED), outcomes.count(FAILED))
 

@@ -18,7 +18,15 @@ from integrations.shop.schemas import (
 )
 from integrations.shop.shapes import order_json, product_json
 from integrations.shop.webhooks import PLATFORMS, protocol, woocommerce
-from qrsvc.toolkit import NotFoundError, current_key, given_fields, parse_body, parse_query, require_key
+from qrsvc.toolkit import (
+    NotFoundError,
+    current_key,
+    given_fields,
+    parse_body,
+    parse_query,
+    require_key,
+    transactional,
+)
 
 bp = Blueprint("shop", __name__, url_prefix="/v1/shop")
 
@@ -28,6 +36,7 @@ bp = Blueprint("shop", __name__, url_prefix="/v1/shop")
 
 @bp.post("/products")
 @require_key("shop:write")
+@transactional
 def create_product() -> tuple[Response, int]:
     product = catalog.create_product(current_key(), parse_body(ProductIn).to_fields())
     return jsonify({"success": True, **product_json(product)}), 201
@@ -51,6 +60,7 @@ def get_product(sku: str) -> Response:
 
 @bp.patch("/products/<sku>")
 @require_key("shop:write")
+@transactional
 def update_product(sku: str) -> Response:
     changes = given_fields(parse_body(ProductChangesIn))
     product = catalog.update_product(current_key(), sku, changes)
@@ -62,6 +72,7 @@ def update_product(sku: str) -> Response:
 
 @bp.post("/orders")
 @require_key("shop:write")
+@transactional
 def create_order() -> tuple[Response, int]:
     order = orders.place_order(current_key(), parse_body(OrderIn).to_fields())
     return jsonify({"success": True, **order_json(order)}), 201
@@ -154,6 +165,7 @@ def packing_label(order_id: str) -> Response:
 
 
 @bp.post("/webhooks/<platform>/<topic>")
+@transactional
 def webhook(platform: str, topic: str) -> Response:
     if platform not in PLATFORMS or topic not in protocol.TOPICS:
         raise NotFoundError(f"no webhook endpoint for {platform}/{topic}")

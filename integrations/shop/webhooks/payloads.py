@@ -157,7 +157,7 @@ def place_order(owner: ApiKey, fields: orders.OrderFields, source: str) -> Outco
 
 
 def save_product(owner: ApiKey, fields: catalog.ProductFields, when: datetime) -> Product | None:
-    """Save unless the stored product is as new or newer (None); the delivery's unit of work commits."""
+    """Save unless the stored product is as new or newer (None); the delivery's request commits."""
     try:
         return catalog.save_product_if_newer(owner, fields, when)
     except ApiError as exc:

@@ -33,7 +33,7 @@ from flask import current_app
 from integrations.shop.models import WebhookDelivery
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import ApiError, insert, now
+from qrsvc.toolkit import ApiError, insert, now, savepoint
 
 __all__ = [
     "TOPICS",
@@ -126,9 +126,10 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
 
     Order of checks: signature (401), delivery id (400), JSON (400), owner (503), replay of
     the delivery id or of the body (200 `duplicate_delivery`), payload mapping (422), age
-    (200 `ignored_stale`). Everything a delivery stores commits in one transaction with its
-    receipt, or nothing does: a product with a bad third variant leaves no first variant
-    behind, and the corrected retry under the same delivery id is not taken for a replay.
+    (200 `ignored_stale`). Everything a delivery stores goes into the caller's transaction
+    with its receipt, or nothing does (a savepoint): a product with a bad third variant
+    leaves no first variant behind, and the corrected retry under the same delivery id is
+    not taken for a replay. The request commits.
     """
     headers = {name.lower(): value for name, value in headers.items()}  # HTTP names are case-blind
     verify(platform, body, headers)
@@ -147,31 +148,27 @@ def receive(platform: Platform, topic: str, body: bytes, headers: Mapping[str, s
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_body", "The JSON body must be an object.")
     owner = shop_owner()
-    recorded = db.session.execute(
-        insert(WebhookDelivery)
-        .values(
-            platform=platform.name,
-            delivery_id=delivery_id,
-            topic=headers.get(platform.topic_header.lower(), topic)[:64],
-            received_at=now(),
-            body_sha256=hashlib.sha256(body).hexdigest(),
-        )
-        # Either unique constraint: the same delivery id, or the same signed body under a new one.
-        .on_conflict_do_nothing()
-        .returning(WebhookDelivery.id)
-    ).scalar_one_or_none()
-    if recorded is None:  # the delivery is already recorded: a replay
-        db.session.rollback()
-        return Outcome(DeliveryStatus.DUPLICATE_DELIVERY)
-    try:
+    # All or nothing, the receipt too: a payload that fails to map may be fixed and sent again.
+    with savepoint():
+        recorded = db.session.execute(
+            insert(WebhookDelivery)
+            .values(
+                platform=platform.name,
+                delivery_id=delivery_id,
+                topic=headers.get(platform.topic_header.lower(), topic)[:64],
+                received_at=now(),
+                body_sha256=hashlib.sha256(body).hexdigest(),
+            )
+            # Either unique constraint: the same delivery id, or the same signed body under a new one.
+            .on_conflict_do_nothing()
+            .returning(WebhookDelivery.id)
+        ).scalar_one_or_none()
+        if recorded is None:  # the delivery is already recorded: a replay, and nothing was written
+            return Outcome(DeliveryStatus.DUPLICATE_DELIVERY)
         outcome = platform.mappers[topic](owner, payload)
-    except Exception:
-        db.session.rollback()  # all or nothing, the receipt too: a fixed payload may be sent again
-        raise
-    db.session.execute(
-        sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id == recorded)
-        .values(outcome=outcome.status.value, record=outcome.records[0][:64] if outcome.records else None)
-    )
-    db.session.commit()  # the records and the receipt together (an order has committed them already)
+        db.session.execute(
+            sa.update(WebhookDelivery)
+            .where(WebhookDelivery.id == recorded)
+            .values(outcome=outcome.status.value, record=outcome.records[0][:64] if outcome.records else None)
+        )
     return outcome

@@ -35,8 +35,9 @@ def test_created_product_carries_a_stored_h_level_code_that_scans(client, auth, 
 def test_service_layer_makes_the_code_for_python_callers(app, client, auth, api_key, decode) -> None:
     from integrations.shop import catalog
     from qrsvc.keys import find_key
+    from qrsvc.toolkit import unit_of_work
 
-    with app.test_request_context():
+    with app.test_request_context(), unit_of_work():  # the caller owns the transaction
         owner = find_key(api_key)
         product = catalog.create_product(
             owner, catalog.ProductFields("TEE-M", "T-shirt M", "https://shop.example.com/p/tee-m", "19.00")
