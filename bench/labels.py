@@ -43,19 +43,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import jinja2  # noqa: E402
 import weasyprint  # noqa: E402
 
-from integrations.shop import labels as shop_labels  # noqa: E402
-from integrations.shop.labels import (  # noqa: E402
-    DEFAULT_LIMITS,
-    LAYOUTS,
-    LabelLimits,
-    LabelUrlFetcher,
+from integrations.shop.labels import documents as shop_labels  # noqa: E402
+from integrations.shop.labels.documents import (  # noqa: E402
     PackingLabel,
     ShelfLabel,
-    packing_cost,
     render_packing_label,
     render_shelf_labels,
-    shelf_cost,
 )
+from integrations.shop.labels.geometry import module_dots  # noqa: E402
+from integrations.shop.labels.layouts import LAYOUTS  # noqa: E402
+from integrations.shop.labels.limits import DEFAULT_LIMITS, LabelLimits, packing_cost, shelf_cost  # noqa: E402
+from qrsvc.pdf import url_fetcher  # noqa: E402
 from qrsvc.qr import Style, encode, render  # noqa: E402
 
 _GRID = jinja2.Environment(autoescape=True).from_string(
@@ -110,14 +108,14 @@ body { margin: 0; font-family: "DejaVu Sans"; line-height: 1.15; }
 def _palette_code(label: ShelfLabel) -> tuple[str, float]:
     """The core's own PNG (1-bit palette) as a data: URI, drawn again for every label."""
     symbol = encode(label.qr_data, "H")
-    dots = shop_labels.module_dots(symbol.width, 23.4, 300)
+    dots = module_dots(symbol.width, 23.4, 300)
     pixels = (symbol.width + 8) * dots
     png = render(symbol, "png", Style(size=pixels, quiet_zone=4))
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii"), pixels / 300
 
 
 def _pdf(html: str) -> bytes:
-    pdf: bytes = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=LabelUrlFetcher()).write_pdf()
+    pdf: bytes = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=url_fetcher()).write_pdf()
     return pdf
 
 
@@ -169,22 +167,22 @@ def measure(function: Callable[[], bytes], runs: int) -> tuple[float, float, int
 def breakdown(labels: Sequence[ShelfLabel], runs: int) -> dict[str, float]:
     """Median seconds of our own preparation, WeasyPrint parsing + layout, and drawing + PDF writing."""
     captured: list[tuple[str, Mapping[str, bytes]]] = []
-    real_write = shop_labels._write_pdf
+    real_write = shop_labels.html_to_pdf
 
     def capture(html: str, images: Mapping[str, bytes]) -> bytes:
         captured.append((html, images))
         return b""
 
-    shop_labels._write_pdf = capture
+    shop_labels.html_to_pdf = capture
     try:
         prepare = measure(lambda: render_shelf_labels(labels), runs)[0]
     finally:
-        shop_labels._write_pdf = real_write
+        shop_labels.html_to_pdf = real_write
     html, images = captured[-1]
     layouts, writes = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        fetcher = LabelUrlFetcher(images)
+        fetcher = url_fetcher(images)
         document = weasyprint.HTML(string=html, base_url="data:,", url_fetcher=fetcher).render()
         middle = time.perf_counter()
         document.write_pdf()

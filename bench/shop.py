@@ -98,7 +98,7 @@ def _post(server: BenchServer, path: str, body: object) -> bytes:
 def measure_labels(count: int, runs: int) -> tuple[float, float]:
     """Median seconds for a `count`-label avery-5160 PDF: over HTTP, and by calling the renderer."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from integrations.shop.labels import ShelfLabel, render_shelf_labels
+    from integrations.shop.labels.documents import ShelfLabel, render_shelf_labels
 
     products = [
         {

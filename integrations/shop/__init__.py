@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
-from flask.cli import AppGroup
-
-from qrsvc.config import Setting, apply_settings
+from integrations.shop.labels.limits import DEFAULT_LIMITS
+from qrsvc.toolkit import Setting, add_migrations, apply_settings, register_job
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -21,11 +19,15 @@ SETTINGS = (
     Setting("SHOPIFY_WEBHOOK_SECRET", None, doc="Shopify app's client secret (signs its webhooks)"),
     Setting("SHOPIFY_STORE_URL", None, doc="storefront origin for product URLs; needed by product webhooks"),
     Setting("WOOCOMMERCE_WEBHOOK_SECRET", None, doc="secret set on the WooCommerce webhooks"),
-    # Defaults: integrations.shop.labels.DEFAULT_LIMITS (not imported here: WeasyPrint loads on first print).
-    Setting("LABEL_MAX_LABELS", 300, int, "most labels in one label PDF (413 too_many_labels)"),
-    Setting("LABEL_MAX_PAGES", 100, int, "most pages in one label PDF (413 too_many_pages)"),
     Setting(
-        "LABEL_MAX_MEGAPIXELS", 30.0, float, "most printer dots of distinct codes in one label PDF (413)"
+        "LABEL_MAX_LABELS", DEFAULT_LIMITS.labels, int, "most labels in one label PDF (413 too_many_labels)"
+    ),
+    Setting("LABEL_MAX_PAGES", DEFAULT_LIMITS.pages, int, "most pages in one label PDF (413 too_many_pages)"),
+    Setting(
+        "LABEL_MAX_MEGAPIXELS",
+        DEFAULT_LIMITS.megapixels,
+        float,
+        "most printer dots of distinct codes in one label PDF (413)",
     ),
     Setting(
         "SMTP_URL",
@@ -40,46 +42,19 @@ SETTINGS = (
     Setting("OUTBOX_INTERVAL_SECONDS", 5.0, float, "how often `qrsvc worker` looks for email to send"),
 )
 
-outbox = AppGroup("outbox", help="The shop's email outbox.")
-
-
-@outbox.command("send")
-@click.option("--limit", default=100, show_default=True, help="Most messages to try in this run.")
-@click.option("--all", "everything", is_flag=True, help="Retry queued messages now, ignoring backoff.")
-def outbox_send(limit: int, everything: bool) -> None:
-    """Send every confirmation email that is due (cron this, e.g. every minute)."""
-    from integrations.shop import emails
-
-    if emails.transport() is None:
-        raise click.ClickException("QRSVC_SMTP_URL is not set: there is nowhere to send email")
-    result = emails.deliver_due(limit, ignore_backoff=everything)
-    click.echo(f"sent {result.sent}, retrying later {result.retrying}, failed {result.failed}")
-
-
-def _deliver_outbox() -> str | None:
-    """The worker's job: send what is due; a line for the log when anything was tried."""
-    from integrations.shop import emails
-
-    result = emails.deliver_due()
-    if not (result.sent or result.retrying or result.failed):
-        return None
-    return f"sent {result.sent}, retrying later {result.retrying}, failed {result.failed}"
-
 
 def init_app(app: Flask) -> None:
     """Settings, the /v1/shop blueprint, the mail transport, the tables' migrations, `qrsvc outbox`,
     and the worker's outbox job."""
-    from integrations.shop import emails, models  # noqa: F401 (tables on the metadata)
+    from integrations.shop import emails, models, outbox  # noqa: F401 (models: tables on the metadata)
     from integrations.shop.views import bp
-    from qrsvc import jobs
-    from qrsvc.db import add_migrations
 
     apply_settings(app.config, SETTINGS)
     emails.init_app(app)
     app.register_blueprint(bp)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
-    app.cli.add_command(outbox)
-    jobs.register(app, "shop.outbox", _deliver_outbox, app.config["OUTBOX_INTERVAL_SECONDS"])
+    app.cli.add_command(outbox.cli)
+    register_job(app, "shop.outbox", outbox.run_job, app.config["OUTBOX_INTERVAL_SECONDS"])
 
 
 __all__ = ["SETTINGS", "init_app"]

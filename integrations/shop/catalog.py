@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from integrations.shop.labels.documents import ShelfLabel
+from integrations.shop.labels.limits import MAX_LABELS, check_label_count
 from integrations.shop.models import Product
-from qrsvc import clock, codes
-from qrsvc.auth import plan_of
-from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
-from qrsvc.options import QrOptions, check_options
-
-if TYPE_CHECKING:
-    from integrations.shop.labels import ShelfLabel
+from qrsvc.toolkit import ApiError, NotFoundError, Page, QrOptions, make_code, now, paginate, savepoint
 
 #: Product codes are printed (shelf labels, catalogues): the highest error correction survives wear.
 PRODUCT_ERROR_CORRECTION = "H"
@@ -95,31 +88,25 @@ def _make_code(owner: ApiKey, url: str) -> QrCode:
     options = QrOptions(
         data=url, format="png", size=PRODUCT_CODE_SIZE, error_correction=PRODUCT_ERROR_CORRECTION
     )
-    check_options(options)
-    code, _image = codes.generate(owner, plan_of(owner), options, current_app.config["ENGINE"], commit=False)
-    return code
+    return make_code(owner, options).code
 
 
-def create_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
-    """Save a product and its code (EC level H) in one transaction.
+def create_product(owner: ApiKey, fields: ProductFields) -> Product:
+    """Add a product and its code (EC level H) to the caller's transaction.
 
     A SKU the owner already has is a 409 `duplicate_sku` and nothing of this product is
-    stored. With `commit=False` the caller owns the transaction (a webhook stores every
-    variant and its delivery receipt, then commits once); a duplicate undoes only this
-    product, never what the caller has pending.
+    stored; a savepoint undoes only this product, never what the caller has pending
+    (a webhook stores every variant and its delivery receipt, then its request commits once).
     """
-    product = _insert(owner, fields)
-    if commit:
-        db.session.commit()
-    return product
+    return _insert(owner, fields)
 
 
 def _insert(owner: ApiKey, fields: ProductFields, platform_modified_at: datetime | None = None) -> Product:
     _check(fields)
     try:
         # The unique constraint decides; the savepoint takes back this product and its code only.
-        with db.session.begin_nested():
-            now = clock.now()
+        with savepoint():
+            moment = now()
             product = Product(
                 owner_id=owner.id,
                 sku=fields.sku,
@@ -128,8 +115,8 @@ def _insert(owner: ApiKey, fields: ProductFields, platform_modified_at: datetime
                 price=fields.price,
                 currency=fields.currency,
                 qr_code=_make_code(owner, fields.url).id,
-                created_at=now,
-                updated_at=now,
+                created_at=moment,
+                updated_at=moment,
                 platform_modified_at=platform_modified_at,
             )
             db.session.add(product)
@@ -145,7 +132,6 @@ def update_product(owner: ApiKey, sku: str, changes: dict[str, str | None]) -> P
     """Change name, url, price or currency; a new `url` gets a new code (the old one stays stored)."""
     product = get_product(owner, sku)
     _apply(owner, product, changes)
-    db.session.commit()
     return product
 
 
@@ -163,28 +149,7 @@ def _apply(owner: ApiKey, product: Product, changes: dict[str, str | None]) -> N
         db.session.expire(product, ["code"])  # loaded again from the new id when read
     product.name, product.url = merged.name, merged.url
     product.price, product.currency = merged.price, merged.currency
-    product.updated_at = clock.now()
-
-
-def save_product(owner: ApiKey, fields: ProductFields, *, commit: bool = True) -> Product:
-    """Create or update by SKU (webhooks: a platform sends the whole product on every change).
-
-    `commit=False` leaves the commit to the caller, as for `create_product`.
-    """
-    existing = find_product(owner, fields.sku)
-    if existing is None:
-        try:
-            return create_product(owner, fields, commit=commit)
-        except ApiError as exc:
-            if exc.code != "duplicate_sku":
-                raise
-            # Created concurrently since we looked: update that one instead.
-            existing = get_product(owner, fields.sku)
-    changes = {"name": fields.name, "url": fields.url, "price": fields.price, "currency": fields.currency}
-    _apply(owner, existing, changes)
-    if commit:
-        db.session.commit()
-    return existing
+    product.updated_at = now()
 
 
 def save_product_if_newer(owner: ApiKey, fields: ProductFields, modified_at: datetime) -> Product | None:
@@ -195,7 +160,7 @@ def save_product_if_newer(owner: ApiKey, fields: ProductFields, modified_at: dat
     (equal times cannot be ordered, so the first delivery for a time stands). One
     conditional UPDATE of `platform_modified_at` decides, so two deliveries racing on
     PostgreSQL are ordered by the row lock and the older one loses whichever commits
-    first. The caller commits.
+    first. The caller's unit of work commits.
     """
     existing = find_product(owner, fields.sku)
     if existing is None:
@@ -258,16 +223,14 @@ def labels_for_products(
     """Shelf labels for (SKU, copies) pairs, in order, with prices formatted for print.
 
     Raises 413 `too_many_labels` before loading anything when the copies add up to more
-    than one PDF holds (`max_labels`, default `labels.MAX_LABELS`), and 404 `unknown_sku`
+    than one PDF holds (`max_labels`, default `limits.MAX_LABELS`), and 404 `unknown_sku`
     for the first SKU the owner does not have.
     """
-    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
-
     total = sum(copies for _sku, copies in skus)
-    labels.check_label_count(total, labels.MAX_LABELS if max_labels is None else max_labels)
+    check_label_count(total, MAX_LABELS if max_labels is None else max_labels)
     products = products_by_sku(owner, [sku for sku, _copies in skus])
     return [
-        labels.ShelfLabel(
+        ShelfLabel(
             name=products[sku].name,
             sku=sku,
             price=format_price(products[sku]),
@@ -278,33 +241,15 @@ def labels_for_products(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class ProductPage:
-    items: list[Product]
-    next_cursor: str | None
-
-
-def list_products(owner: ApiKey, limit: int, cursor: str | None = None) -> ProductPage:
+def list_products(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[Product]:
     """The owner's products in SKU order; `cursor` continues after the previous page."""
-    query = sa.select(Product).where(Product.owner_id == owner.id)
-    if cursor:
-        try:
-            after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(
-                400, "invalid_parameter", "cursor is not one this API returned", "cursor"
-            ) from None
-        query = query.where(Product.sku > after)
-    rows = list(db.session.scalars(query.order_by(Product.sku).limit(limit + 1)))
-    items = rows[:limit]
-    more = len(rows) > limit and items
-    next_cursor = base64.urlsafe_b64encode(items[-1].sku.encode()).decode().rstrip("=") if more else None
-    return ProductPage(items, next_cursor)
+    return paginate(
+        sa.select(Product).where(Product.owner_id == owner.id), [Product.sku], limit, cursor, descending=False
+    )
 
 
 __all__ = [
     "ProductFields",
-    "ProductPage",
     "create_product",
     "find_product",
     "format_price",
@@ -314,7 +259,6 @@ __all__ = [
     "normalize_currency",
     "normalize_price",
     "products_by_sku",
-    "save_product",
     "save_product_if_newer",
     "update_product",
 ]

@@ -6,23 +6,29 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from integrations.shop import emails
+from integrations.shop import mail, outbox
+from integrations.shop.labels.documents import PackingLabel
 from integrations.shop.models import Order, OrderItem, Product
-from qrsvc import clock, codes
-from qrsvc.auth import plan_of
-from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.options import QrOptions, check_options
-
-if TYPE_CHECKING:
-    from integrations.shop.labels import PackingLabel
+from qrsvc.toolkit import (
+    ApiError,
+    NotFoundError,
+    Page,
+    QrOptions,
+    check_options,
+    image_of,
+    make_code,
+    make_image,
+    now,
+    paginate,
+    savepoint,
+)
 
 #: Order codes are shown on screens and in emails: EC level M keeps them small.
 ORDER_ERROR_CORRECTION = "M"
@@ -95,7 +101,7 @@ def _made_printable(fields: OrderFields) -> OrderFields:
     )
 
 
-def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipient | emails.AddressError]:
+def _check(fields: OrderFields, source: str) -> tuple[OrderFields, mail.Recipient | mail.AddressError]:
     """Refuse what cannot be stored; returns the fields to store and the customer's mailbox.
 
     The customer's email address is checked as mail servers will check it. Through the API
@@ -112,10 +118,10 @@ def _check(fields: OrderFields, source: str) -> tuple[OrderFields, emails.Recipi
             raise ApiError(
                 400, "invalid_parameter", f"{name} must be 1 to {limit} printable characters", name
             )
-    recipient: emails.Recipient | emails.AddressError
+    recipient: mail.Recipient | mail.AddressError
     try:
-        recipient = emails.parse_recipient(fields.customer_email)
-    except emails.AddressError as exc:
+        recipient = mail.parse_recipient(fields.customer_email)
+    except mail.AddressError as exc:
         if source == "api":
             raise ApiError(
                 400, "invalid_parameter", f"customer.email is not an email address: {exc}", "customer.email"
@@ -167,52 +173,53 @@ def place_order(owner: ApiKey, fields: OrderFields, source: str = "api") -> Orde
 
     One transaction holds the code, the order and the outbox row (and anything the caller
     left pending, such as a webhook receipt). A duplicate `order_number` is a 409
-    `duplicate_order` decided by the unique constraint, and everything is rolled back.
+    `duplicate_order` decided by the unique constraint; a savepoint takes back this order
+    and its code, and what the caller has pending stays.
     No mail server is contacted here: the worker delivers the email later, so a slow or
     failing server can neither slow down nor lose an order. `source` is `api` or the store
     platform whose webhook sent the order (see `_check` for what that changes).
     """
     fields, recipient = _check(fields, source)
-    code, image = codes.generate(
-        owner, plan_of(owner), order_code_options(qr_text(fields)), current_app.config["ENGINE"], commit=False
-    )
     names = _catalog_names(owner, [item.sku for item in fields.items])
-    order = Order(
-        id=new_order_id(),
-        owner_id=owner.id,
-        order_number=fields.order_number,
-        customer_name=fields.customer_name,
-        customer_email=fields.customer_email,
-        currency=fields.currency,
-        tracking_url=fields.tracking_url,
-        shipping_address=fields.shipping_address,
-        source=source,
-        qr_code=code.id,
-        created_at=clock.now(),
-        items=[
-            OrderItem(
-                position=position,
-                sku=item.sku,
-                name=item.name or names.get(item.sku),
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-            )
-            for position, item in enumerate(fields.items)
-        ],
-    )
-    db.session.add(order)
     try:
-        db.session.flush()  # the unique constraint decides; a duplicate rolls everything back
+        # The unique constraint decides; the savepoint takes back this order and its code only,
+        # never what the caller has pending (a webhook's receipt).
+        with savepoint():
+            made = make_code(owner, order_code_options(qr_text(fields)))
+            order = Order(
+                id=new_order_id(),
+                owner_id=owner.id,
+                order_number=fields.order_number,
+                customer_name=fields.customer_name,
+                customer_email=fields.customer_email,
+                currency=fields.currency,
+                tracking_url=fields.tracking_url,
+                shipping_address=fields.shipping_address,
+                source=source,
+                qr_code=made.code.id,
+                created_at=now(),
+                items=[
+                    OrderItem(
+                        position=position,
+                        sku=item.sku,
+                        name=item.name or names.get(item.sku),
+                        quantity=item.quantity,
+                        unit_price=item.unit_price,
+                    )
+                    for position, item in enumerate(fields.items)
+                ],
+            )
+            db.session.add(order)
+            db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise ApiError(
             409,
             "duplicate_order",
             f"order {fields.order_number!r} already exists; nothing was changed",
             "order_number",
         ) from None
-    emails.enqueue(order, image.content, recipient)
-    db.session.commit()
+    outbox.enqueue(order, made.image.content, recipient)
+    db.session.flush()
     return order
 
 
@@ -232,18 +239,14 @@ def get_order(owner: ApiKey, order_id: str) -> Order:
 
 def order_png(order: Order) -> bytes:
     """The order's code as PNG, drawn from its stored record (or its text, if the code was deleted)."""
-    engine = current_app.config["ENGINE"]
-    if order.qr_code is not None:
-        stored = codes.find_public_code(order.qr_code)
-        return codes.make_image(codes.stored_options(stored, {"format": "png"}), engine).content
-    return codes.make_image(order_code_options(qr_text(order)), engine).content
+    if order.code is not None:
+        return image_of(order.code, "png").content
+    return make_image(order_code_options(qr_text(order))).content
 
 
 def packing_label_for(order: Order) -> PackingLabel:
     """The order as its packing label prints it: the customer's name when there is no address."""
-    from integrations.shop import labels  # WeasyPrint loads with the first print, not at start-up
-
-    return labels.PackingLabel(
+    return PackingLabel(
         order_number=order.order_number,
         ship_to=address_lines(order.shipping_address) or (order.customer_name,),
         item_count=sum(item.quantity for item in order.items),
@@ -251,22 +254,10 @@ def packing_label_for(order: Order) -> PackingLabel:
     )
 
 
-def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> tuple[list[Order], str | None]:
-    """The owner's orders, newest first; the cursor is the last order's id."""
+def list_orders(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[Order]:
+    """The owner's orders, newest first; `cursor` continues after the previous page."""
     query = sa.select(Order).where(Order.owner_id == owner.id)
-    if cursor:
-        last = db.session.get(Order, cursor)
-        if last is None or last.owner_id != owner.id:
-            raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor")
-        query = query.where(
-            sa.or_(
-                Order.created_at < last.created_at,
-                sa.and_(Order.created_at == last.created_at, Order.id < last.id),
-            )
-        )
-    rows = list(db.session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)))
-    items = rows[:limit]
-    return items, items[-1].id if len(rows) > limit and items else None
+    return paginate(query, [Order.created_at, Order.id], limit, cursor)
 
 
 __all__ = [

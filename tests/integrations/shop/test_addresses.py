@@ -158,7 +158,7 @@ def test_hostile_addresses_are_a_clear_400_on_the_api(client, auth, address) -> 
     assert (body["error"], body["field"]) == ("invalid_parameter", "customer.email")
     # NUL is refused by the core's text parser before the address check, with its own sentence.
     assert body["message"].startswith(
-        ("customer.email is not an email address", "email must not contain NUL")
+        ("customer.email is not an email address", "customer.email must not contain NUL")
     )
     assert client.get("/v1/shop/orders", headers=auth).get_json()["items"] == []
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from integrations.shop.emails import SmtpTransport
+from integrations.shop.mail import SmtpTransport
 from tests.integrations.shop.conftest import SmtpServer, order_body, parse_message
 
 TRACKING = "https://track.example.com/o/{}?k=7f3a"
@@ -121,7 +121,7 @@ def test_email_gives_up_after_max_attempts(client, auth, runner, smtp_server) ->
 
 
 def test_a_sent_message_cannot_be_claimed_again(app, client, auth, runner, smtp_server) -> None:
-    from integrations.shop import emails
+    from integrations.shop import outbox
     from integrations.shop.models import OutboxMessage
     from qrsvc.extensions import db
 
@@ -129,7 +129,7 @@ def test_a_sent_message_cannot_be_claimed_again(app, client, auth, runner, smtp_
     send(runner)
     with app.app_context():
         (message_id,) = db.session.scalars(db.select(OutboxMessage.id))
-        assert emails.deliver(message_id, ignore_backoff=True) is None
+        assert outbox.deliver(message_id, ignore_backoff=True) is None
     assert len(smtp_server.messages) == 1
 
 

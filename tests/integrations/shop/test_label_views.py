@@ -72,7 +72,7 @@ def test_unknown_sku_is_404_naming_it(client, auth, products) -> None:
 
 
 def test_too_many_labels_is_413(client, auth, products) -> None:
-    from integrations.shop.labels import MAX_LABELS
+    from integrations.shop.labels.limits import MAX_LABELS
 
     body = {"skus": [{"sku": "MUG-1", "copies": MAX_LABELS}, "TEE-M"]}
     response = client.post("/v1/shop/labels", json=body, headers=auth)
@@ -82,7 +82,7 @@ def test_too_many_labels_is_413(client, auth, products) -> None:
 @pytest.fixture
 def no_rendering(monkeypatch) -> list[str]:
     """Records (and stops) any drawing of a code or writing of a PDF; the test asserts on the list."""
-    from integrations.shop import labels
+    from integrations.shop.labels import documents
 
     started: list[str] = []
 
@@ -90,8 +90,8 @@ def no_rendering(monkeypatch) -> list[str]:
         started.append("rendering")
         raise RuntimeError("rendering started")
 
-    monkeypatch.setattr(labels, "_draw", refuse)
-    monkeypatch.setattr(labels, "_write_pdf", refuse)
+    monkeypatch.setattr(documents, "draw_code", refuse)
+    monkeypatch.setattr(documents, "html_to_pdf", refuse)
     return started
 
 
@@ -198,7 +198,7 @@ def test_label_limit_settings_are_read_from_the_environment(database_url, tmp_pa
 
 def test_label_limit_settings_default_to_the_renderers_defaults() -> None:
     from integrations.shop import SETTINGS
-    from integrations.shop.labels import DEFAULT_LIMITS
+    from integrations.shop.labels.limits import DEFAULT_LIMITS
 
     defaults = {setting.key: setting.default for setting in SETTINGS}
     assert (defaults["LABEL_MAX_LABELS"], defaults["LABEL_MAX_PAGES"], defaults["LABEL_MAX_MEGAPIXELS"]) == (

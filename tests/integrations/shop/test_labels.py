@@ -20,19 +20,17 @@ import weasyprint
 import zxingcpp
 from PIL import Image
 
-from integrations.shop.labels import (
-    DEFAULT_LIMITS,
-    LAYOUTS,
-    MAX_LABELS,
-    LabelLimits,
-    LabelUrlFetcher,
+from integrations.shop.labels.documents import (
     PackingLabel,
     ShelfLabel,
-    module_dots,
     render_packing_label,
     render_shelf_labels,
 )
+from integrations.shop.labels.geometry import module_dots
+from integrations.shop.labels.layouts import LAYOUTS
+from integrations.shop.labels.limits import DEFAULT_LIMITS, MAX_LABELS, LabelLimits
 from qrsvc.errors import ApiError
+from qrsvc.pdf import url_fetcher as LabelUrlFetcher
 from qrsvc.qr import encode
 from tests.conftest import decode_image
 

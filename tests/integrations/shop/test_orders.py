@@ -189,7 +189,7 @@ def test_preview_and_email_survive_the_deletion_of_the_order_code(client, auth, 
 
 def test_packing_label_for_an_order_without_address_ships_to_the_customer(app, client, auth, api_key) -> None:
     from integrations.shop import orders
-    from integrations.shop.labels import PackingLabel
+    from integrations.shop.labels.documents import PackingLabel
     from qrsvc.keys import find_key
 
     with_address = place(client, auth, "7001").get_json()

@@ -35,8 +35,9 @@ def test_created_product_carries_a_stored_h_level_code_that_scans(client, auth, 
 def test_service_layer_makes_the_code_for_python_callers(app, client, auth, api_key, decode) -> None:
     from integrations.shop import catalog
     from qrsvc.keys import find_key
+    from qrsvc.toolkit import unit_of_work
 
-    with app.test_request_context():
+    with app.test_request_context(), unit_of_work():  # the caller owns the transaction
         owner = find_key(api_key)
         product = catalog.create_product(
             owner, catalog.ProductFields("TEE-M", "T-shirt M", "https://shop.example.com/p/tee-m", "19.00")
@@ -141,7 +142,8 @@ def test_a_deleted_product_code_is_remade_on_the_next_update(client, auth, decod
 
 def test_labels_for_products_expand_copies_with_printed_prices(app, client, auth, api_key) -> None:
     from integrations.shop import catalog
-    from integrations.shop.labels import MAX_LABELS, ShelfLabel
+    from integrations.shop.labels.documents import ShelfLabel
+    from integrations.shop.labels.limits import MAX_LABELS
     from qrsvc.errors import ApiError
     from qrsvc.keys import find_key
 

@@ -153,6 +153,22 @@ def test_a_replayed_delivery_makes_no_second_record(client, owner, platform) -> 
 
 
 @pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+def test_a_delivery_of_an_order_that_exists_is_recorded_and_its_replay_is_a_duplicate(
+    app, client, owner, platform
+) -> None:
+    send = SEND[platform]
+    assert send(client, "orders", encoded(f"{platform}_order"), delivery="first").status_code == 200
+    changed = encoded(f"{platform}_order", **{TIMESTAMP[platform]: LATER[platform]})
+    again = send(client, "orders", changed, delivery="second")
+    assert (again.status_code, again.get_json()["status"]) == (200, "exists"), again.get_json()
+    assert receipt_outcomes(app) == [("first", "created"), ("second", "exists")]
+    replay = send(client, "orders", changed, delivery="second")
+    assert (replay.status_code, replay.get_json()["status"]) == (200, "duplicate_delivery")
+    assert len(orders_of(client, owner)) == 1
+    assert len(client.get("/v1/qr", headers=owner).get_json()["items"]) == 1
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
 @pytest.mark.parametrize("attack", ["tampered", "wrong_secret", "missing", "garbage"])
 def test_bad_signatures_are_401_and_store_nothing(client, owner, platform, attack) -> None:
     send = shopify if platform == "shopify" else woocommerce
