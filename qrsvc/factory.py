@@ -78,6 +78,9 @@ def register_blueprints(app: Flask) -> None:
     from qrsvc.api import bp
 
     app.register_blueprint(bp)
+    from qrsvc.pages import bp as pages_bp  # the generator page and its keyless preview
+
+    app.register_blueprint(pages_bp)
 
     @app.get("/healthz")
     def healthz() -> Any:
