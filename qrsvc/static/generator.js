@@ -138,7 +138,7 @@
       optionsOk = false;
       setDownloadsEnabled(false);
       $("preview").classList.add("stale");
-      verdict.textContent = await errorMessage(response);
+      verdict.textContent = "Refused: " + (await errorMessage(response));
       verdict.className = "verdict bad";
       verdict.dataset.state = "refused";
       return;
@@ -151,6 +151,7 @@
     const image = $("preview");
     image.src = previewUrl;
     image.classList.remove("stale");
+    image.dataset.drawn = options.data; // which text the picture holds (tests wait on it)
     $("preview-note").textContent = note;
     const [text, kind] = verdictFor(Number(response.headers.get("X-QR-Contrast")), $("allow_low_contrast").checked);
     verdict.textContent = text;
