@@ -154,9 +154,7 @@
       store("key", key);
       $("gate-key").value = "";
       showKeyState();
-      if (showContext()) {
-        $("setup").hidden = true;
-      }
+      showContext();
     }
   }
 
@@ -370,7 +368,10 @@
       return;
     }
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 720 } },
+        audio: false,
+      });
     } catch (error) {
       $("camera-state").textContent = "The camera could not start: " + error.message;
       return;
@@ -420,6 +421,14 @@
   });
   $("toggle-setup").addEventListener("click", () => {
     $("setup").hidden = !$("setup").hidden;
+  });
+  $("done").addEventListener("click", () => {
+    if (showContext()) {
+      $("setup").hidden = true;
+      setMessage($("setup-message"), "", "");
+    } else {
+      setMessage($("setup-message"), "A gate key and an event are needed first.", "bad");
+    }
   });
   $("start-camera").addEventListener("click", startCamera);
   $("photo").addEventListener("change", () => {
