@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -12,7 +11,8 @@ from qrsvc.auth import current_key, plan_of, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
-from qrsvc.http import public_url, read_json_object, wants_json, wants_zip
+from qrsvc.http import read_json_object, wants_json, wants_zip
+from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
 from qrsvc.options import Bounds, Spec, choice, integer, parse_fields, parse_options, text
 from qrsvc.qr import CONTENT_TYPES, FORMATS
@@ -30,15 +30,6 @@ def _bounds() -> Bounds:
 def generate_spec() -> Spec:
     """Fields of /v1/qr/generate: the QR options plus `response`."""
     return Spec(bounds=_bounds(), extra={"response": choice(("image", "json"))})
-
-
-def image_url(code: QrCode, fmt: str | None = None, *, base: str | None = None) -> str:
-    """The code's public image URL; `base` (from `images_base()`) saves recomputing it per item."""
-    return f"{base or images_base()}{code.id}.{fmt or code.options['format']}"
-
-
-def images_base() -> str:
-    return public_url("/v1/qr/")
 
 
 def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
@@ -59,9 +50,9 @@ def code_json(code: QrCode, image: codes.Image | None = None) -> dict[str, Any]:
         "image_url": image_url(code),
     }
     if image is not None:
-        encoded = base64.b64encode(image.content).decode()
-        body["image_base64"] = encoded
-        body["data_uri"] = f"data:{CONTENT_TYPES[image.options.format]};base64,{encoded}"
+        uri = data_uri(image.content, CONTENT_TYPES[image.options.format])
+        body["image_base64"] = uri.partition(",")[2]
+        body["data_uri"] = uri
     return body
 
 

@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import QrOptions
+from qrsvc.pagination import Page, paginate
 from qrsvc.qr import Symbol
 from qrsvc.qr.cache import RenderCache
 from qrsvc.qr.pool import Drawn, Job, Refused, RenderPool, draw
@@ -302,43 +303,10 @@ def stored_options(code: QrCode, changes: Mapping[str, object] | None = None) ->
     return build_options(changes or {}, base=base)
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[QrCode]
-    next_cursor: str | None
-
-
-def _encode_cursor(code: QrCode) -> str:
-    raw = f"{code.created_at.isoformat()}|{code.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, code_id = raw.split("|", 1)
-        return datetime.fromisoformat(moment), code_id
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", "cursor") from None
-
-
-def list_codes(owner: ApiKey, limit: int, cursor: str | None = None) -> Page:
+def list_codes(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[QrCode]:
     """The owner's codes, newest first; `cursor` continues after the last page's final item."""
     query = sa.select(QrCode).where(QrCode.owner_id == owner.id)
-    if cursor:
-        moment, code_id = _decode_cursor(cursor)
-        query = query.where(
-            sa.or_(
-                QrCode.created_at < moment,
-                sa.and_(QrCode.created_at == moment, QrCode.id < code_id),
-            )
-        )
-    rows = list(
-        db.session.scalars(query.order_by(QrCode.created_at.desc(), QrCode.id.desc()).limit(limit + 1))
-    )
-    more = len(rows) > limit
-    items = rows[:limit]
-    return Page(items, _encode_cursor(items[-1]) if more and items else None)
+    return paginate(query, (QrCode.created_at, QrCode.id), limit, cursor)
 
 
 def delete_code(owner: ApiKey, code_id: str) -> None:

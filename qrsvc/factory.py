@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask, Response, jsonify
 
 from qrsvc import auth, codes, config, db, http, jobs
-from qrsvc.errors import register_error_handlers
 from qrsvc.extensions import limiter
+from qrsvc.http import register_error_handlers
 from qrsvc.ratelimit_storage import limiter_storage_uri
 
 #: Jinja templates of the core and of every integration (`templates/<integration>/…`).

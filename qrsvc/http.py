@@ -1,16 +1,22 @@
-"""Request/response plumbing shared by every blueprint: JSON bodies, absolute URLs, request ids."""
+"""Request/response plumbing shared by every blueprint: bodies, query strings, errors, URLs, request ids."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import BadRequest
+from flask import Flask, Response, g, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from qrsvc.errors import ApiError
+from qrsvc.fields import list_fields, parse_object
+from qrsvc.links import public_url as public_url  # the integrations' old import: use qrsvc.toolkit
+
+S = TypeVar("S")
+log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # `api%5Fkey` authenticates too: werkzeug decodes parameter names.
@@ -37,10 +43,20 @@ def read_json_object() -> dict[str, Any]:
     return body
 
 
-def public_url(path: str) -> str:
-    """An absolute URL for `path` on the configured public origin (or the request's own)."""
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
+def parse_body(schema: type[S]) -> S:
+    """The JSON body as `schema` (see `qrsvc.fields`), or the 415/400 saying what is wrong."""
+    return parse_object(schema, read_json_object(), ignored=_CREDENTIALS)
+
+
+def parse_query(schema: type[S]) -> S:
+    """The query string as `schema`; a list field takes every value of a repeated parameter."""
+    lists, args = list_fields(schema), request.args
+    source = {name: args.getlist(name) if name in lists else args[name] for name in args}
+    return parse_object(schema, source, from_query=True, ignored=_CREDENTIALS)
+
+
+#: Where a key may travel besides the headers (`?api_key=`): never an unknown parameter.
+_CREDENTIALS = frozenset({"api_key"})
 
 
 def wants_json() -> bool:
@@ -131,12 +147,59 @@ def init_app(app: Flask) -> None:
         root.setLevel(app.config["LOG_LEVEL"])
 
 
+#: werkzeug's HTTP errors, as our codes and sentences.
+_HTTP_ERRORS = {
+    400: ("bad_request", "The request could not be understood."),
+    404: ("not_found", "There is nothing at this URL."),
+    405: ("method_not_allowed", "This URL does not accept the {method} method."),
+    413: ("payload_too_large", "The request body is larger than the limit of {limit} bytes."),
+    415: ("unsupported_media_type", "The body must be JSON (Content-Type: application/json)."),
+    429: ("rate_limited", "Rate limit of {limit} exceeded; retry after the time in Retry-After."),
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route ours, werkzeug's and every other exception through one JSON renderer."""
+
+    def render(error: ApiError) -> Response:
+        response = jsonify(error.to_dict())
+        response.status_code = error.status
+        response.headers.update(error.headers)
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return render(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code, message = _HTTP_ERRORS.get(status, ("http_error", error.description or "HTTP error."))
+        limit = ""
+        if isinstance(error, RateLimitExceeded):
+            limit = str(error.limit.limit)
+        message = message.format(method=request.method, limit=limit or app.config.get("MAX_CONTENT_LENGTH"))
+        response = render(ApiError(status, code, message))
+        if status == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return render(
+            ApiError(500, "internal_error", "Something went wrong on our side; quote the X-Request-Id.")
+        )
+
+
 __all__ = [
     "SafeFormatter",
     "escape_controls",
     "make_logs_safe",
-    "public_url",
+    "parse_body",
+    "parse_query",
     "read_json_object",
+    "register_error_handlers",
     "redact",
     "wants_json",
     "wants_zip",

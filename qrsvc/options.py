@@ -1,15 +1,17 @@
-"""The one parser for QR request parameters, from a JSON body or a query string.
+"""The QR request parameters, from a JSON body or a query string: `QrOptions` and their rules.
 
-Types, defaults and bounds live here and nowhere else. Unknown fields are errors:
-a typo such as `error_corection` must not silently fall back to a default.
+Types, defaults and bounds of the QR parameters live here and nowhere else; the
+field parsers and the unknown-field rule are `qrsvc.fields`' (a typo such as
+`error_corection` must not silently fall back to a default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from qrsvc import fields
 from qrsvc.errors import ApiError
 from qrsvc.qr import ERROR_CORRECTION_LEVELS, FORMATS, Color, ColorError, Style, parse_color
 from qrsvc.qr.colors import BLACK, MIN_CONTRAST, WHITE, contrast_ratio, is_inverted
@@ -71,67 +73,18 @@ class QrOptions:
         )
 
 
-Parser = Callable[[str, object, bool], object]
+#: A field parser (`qrsvc.fields.Parser`) of any result type.
+Parser = fields.Parser[Any]
+
+#: The leaf parsers of `qrsvc.fields`, as the QR parameters use them.
+text: fields.Parser[str] = fields.text()
+boolean: fields.Parser[bool] = fields.boolean()
+integer = fields.integer
+choice = fields.choice
+_invalid = fields.invalid
 
 
-def _invalid(name: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_parameter", message, field=name)
-
-
-def text(name: str, value: object, from_query: bool) -> str:
-    """A string that can be stored and encoded anywhere: UTF-8 text without NUL.
-
-    JSON may spell a lone surrogate (`"\\ud800"`), which no UTF-8 encoder accepts, and
-    PostgreSQL refuses NUL in text; both are the client's error, not a 500 later on.
-    """
-    if not isinstance(value, str):
-        raise _invalid(name, f"{name} must be a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _invalid(name, f"{name} is not valid Unicode text (it holds a lone surrogate)") from None
-    if "\x00" in value:
-        raise _invalid(name, f"{name} must not contain NUL characters")
-    return value
-
-
-def integer(low: int, high: int) -> Parser:
-    def parse(name: str, value: object, from_query: bool) -> int:
-        if from_query and isinstance(value, str):
-            try:
-                value = int(value.strip(), 10)
-            except ValueError:
-                raise _invalid(name, f"{name} must be a whole number") from None
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _invalid(name, f"{name} must be a whole number")
-        if not low <= value <= high:
-            raise ApiError(400, "out_of_range", f"{name} must be between {low} and {high}", field=name)
-        return value
-
-    return parse
-
-
-def choice(values: Collection[str], *, upper: bool = False) -> Parser:
-    def parse(name: str, value: object, from_query: bool) -> str:
-        if isinstance(value, str):
-            normalised = value.strip().upper() if upper else value.strip().lower()
-            if normalised in values:
-                return normalised
-        allowed = ", ".join(values)
-        raise _invalid(name, f"{name} must be one of: {allowed}")
-
-    return parse
-
-
-def boolean(name: str, value: object, from_query: bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if from_query and isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-        return value.lower() in ("true", "1")
-    raise _invalid(name, f"{name} must be true or false")
-
-
-def color(*, allow_transparent: bool) -> Parser:
+def color(*, allow_transparent: bool) -> fields.Parser[Color]:
     def parse(name: str, value: object, from_query: bool) -> Color:
         if not isinstance(value, str):
             raise _invalid(name, f"{name} must be a colour string such as #1a1a1a")
@@ -174,21 +127,7 @@ class Spec:
 
 def parse_fields(source: Mapping[str, object], spec: Spec, *, from_query: bool = False) -> dict[str, object]:
     """Type-check every field of `source` against `spec`; unknown fields are a 400."""
-    parsers = spec.parsers()
-    values: dict[str, object] = {}
-    for name, raw in source.items():
-        if name in spec.ignored:
-            continue
-        parser = parsers.get(name)
-        if parser is None:
-            raise ApiError(
-                400,
-                "unknown_parameter",
-                f"unknown parameter {name!r}; accepted: {', '.join(parsers)}",
-                field=name,
-            )
-        values[name] = parser(name, raw, from_query)
-    return values
+    return fields.parse_mapping(source, spec.parsers(), from_query=from_query, ignored=spec.ignored)
 
 
 _OPTION_FIELDS = frozenset(QrOptions.__dataclass_fields__)

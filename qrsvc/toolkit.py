@@ -1,0 +1,89 @@
+"""The core's one public surface for integrations (besides `qrsvc.models` and `qrsvc.extensions`).
+
+An integration makes and finds codes, parses requests, links to images, checks
+keys and raises errors through the names below, never through the core's other
+modules, so the core can change shape behind them (`lint-imports` holds the line).
+"""
+
+from __future__ import annotations
+
+from qrsvc.auth import current_key, require_key
+from qrsvc.clock import isoformat, now
+from qrsvc.codes import find_codes, get_code
+from qrsvc.config import Setting, apply_settings
+from qrsvc.db import add_migrations, insert
+from qrsvc.errors import ApiError, NotFoundError
+from qrsvc.fields import (
+    UNSET,
+    Parser,
+    Unset,
+    boolean,
+    choice,
+    given_fields,
+    integer,
+    invalid,
+    iso_datetime,
+    list_of,
+    nested,
+    nullable,
+    number,
+    parse_object,
+    text,
+)
+from qrsvc.http import parse_body, parse_query, read_json_object
+from qrsvc.jobs import register as register_job
+from qrsvc.links import data_uri, image_url, images_base, public_url
+from qrsvc.options import QrOptions, check_options
+from qrsvc.pagination import Page, paginate
+from qrsvc.pdf import html_to_pdf, resource_url
+from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
+
+__all__ = [
+    "ENGINES",
+    "ERROR_CORRECTION_LEVELS",
+    "UNSET",
+    "ApiError",
+    "DataTooLongError",
+    "NotFoundError",
+    "Page",
+    "Parser",
+    "QrOptions",
+    "Setting",
+    "Style",
+    "Unset",
+    "add_migrations",
+    "apply_settings",
+    "boolean",
+    "check_options",
+    "choice",
+    "current_key",
+    "data_uri",
+    "encode",
+    "find_codes",
+    "get_code",
+    "given_fields",
+    "html_to_pdf",
+    "image_url",
+    "images_base",
+    "insert",
+    "integer",
+    "invalid",
+    "iso_datetime",
+    "isoformat",
+    "list_of",
+    "nested",
+    "now",
+    "nullable",
+    "number",
+    "paginate",
+    "parse_body",
+    "parse_object",
+    "parse_query",
+    "public_url",
+    "read_json_object",
+    "register_job",
+    "render",
+    "require_key",
+    "resource_url",
+    "text",
+]
