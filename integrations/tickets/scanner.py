@@ -1,4 +1,4 @@
-"""The gate: the scanner page at `/scan`, and the events a gate key may pick from.
+"""The gate scanner page at `/scan`, and the events a gate may pick from (`GET /v1/events`).
 
 The page is static HTML and script; everything it shows comes from the API
 (`GET /v1/events`, `POST /v1/tickets/scan`), called with the key the operator pasted.
@@ -6,23 +6,22 @@ The page is static HTML and script; everything it shows comes from the API
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Annotated
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template
 
-from qrsvc import clock
-from qrsvc.auth import current_key, require_key
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.options import Spec, integer, parse_fields
+from qrsvc.toolkit import current_key, integer, now, parse_query, require_key
 
 from .models import Event
 from .service import MANAGE_SCOPE, SCAN_SCOPE
 from .views import event_json
 
-bp = Blueprint("tickets_gate", __name__, static_folder="static", static_url_path="/static/tickets")
+bp = Blueprint("tickets_scanner", __name__, static_folder="static", static_url_path="/static/tickets")
 
 #: No inline script and nothing from elsewhere: the page holds a key that can burn tickets.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -40,12 +39,22 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+def _page_size_max() -> int:
+    return int(current_app.config["PAGE_SIZE_MAX"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventListQuery:
+    limit: Annotated[int, integer(1, _page_size_max)] = 50
+
+
 def scannable_events(key: ApiKey, limit: int) -> list[Event]:
     """Events whose tickets still scan, soonest first: every event for a gate key, else the key's own.
 
-    Gate keys (`tickets:scan` by name) serve every event on the instance, as at the scan itself.
+    Gate keys (`tickets:scan` by name, not through `*`) serve every event on the instance,
+    as at the scan itself.
     """
-    closed_before = clock.now() - timedelta(seconds=current_app.config["TICKETS_EXPIRY_GRACE"])
+    closed_before = now() - timedelta(seconds=current_app.config["TICKETS_EXPIRY_GRACE"])
     query = sa.select(Event).where(Event.ends_at > closed_before)
     if SCAN_SCOPE not in key.scopes:
         query = query.where(Event.owner_id == key.id)
@@ -53,7 +62,7 @@ def scannable_events(key: ApiKey, limit: int) -> list[Event]:
 
 
 @bp.get("/scan")
-def scanner() -> Response:
+def scan_page() -> Response:
     response = Response(render_template("tickets/scan.html"), mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Permissions-Policy"] = "camera=(self)"
@@ -66,9 +75,8 @@ def scanner() -> Response:
 @bp.get("/v1/events")
 @require_key(SCAN_SCOPE, MANAGE_SCOPE)
 def list_events() -> Response:
-    spec = Spec(qr_fields=False, extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"])})
-    params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    events = scannable_events(current_key(), cast(int, params.get("limit", 50)))
+    query = parse_query(EventListQuery)
+    events = scannable_events(current_key(), query.limit)
     return jsonify({"events": [event_json(event) for event in events]})
 
 
