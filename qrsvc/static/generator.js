@@ -8,6 +8,7 @@
   const KEY_STORE = "qrsvc.apiKey";
   const PREVIEW_MAX_SIZE = 1024; // the preview is shown at 320 px; downloads get the size asked
   const DEBOUNCE_MS = 250;
+  const MAX_URL = 4000; // servers refuse longer request lines (gunicorn: 4094 bytes)
 
   const $ = (id) => document.getElementById(id);
   const shownFormats = document.body.dataset.shownFormats.split(" ");
@@ -114,13 +115,26 @@
       note = (note ? note + " " : "") + "Preview drawn at " + PREVIEW_MAX_SIZE + " px; downloads at " + size + " px.";
     }
     options.format = shownFormat;
+    const address = "/v1/qr/preview?" + new URLSearchParams(options);
+    if (address.length > MAX_URL) {
+      // The keyless preview travels in the address; a key's POST carries any length.
+      optionsOk = Boolean(storedKey());
+      setDownloadsEnabled(optionsOk);
+      $("preview").classList.add("stale");
+      verdict.textContent =
+        "Too long to preview without a key (" + options.data.length + " characters)." +
+        (optionsOk ? " Downloads are drawn with your key." : " Use an API key to draw it.");
+      verdict.className = "verdict warn";
+      verdict.dataset.state = "too-long";
+      return;
+    }
     if (previewAbort) {
       previewAbort.abort();
     }
     previewAbort = new AbortController();
     let response;
     try {
-      response = await fetch("/v1/qr/preview?" + new URLSearchParams(options), {
+      response = await fetch(address, {
         signal: previewAbort.signal,
         credentials: "omit",
       });

@@ -139,3 +139,22 @@ def test_with_a_key_downloads_are_stored_codes_listed_in_the_history(
     page.click("#forget-key")
     assert page.is_visible("#key-form")
     assert page.evaluate("window.localStorage.getItem('qrsvc.apiKey')") is None
+
+
+def test_text_too_long_for_the_keyless_preview_says_so_and_draws_with_a_key(
+    server, page, api_key, tmp_path, decode
+) -> None:
+    long_text = "<&>" * 500  # fits a code, but not a request line once percent-encoded
+    page.goto(f"{server.url}/")
+    page.fill("#data", long_text)
+    page.wait_for_selector('#verdict[data-state="too-long"]', timeout=15000)
+    assert "Use an API key" in page.text_content("#verdict")
+    assert page.is_disabled('button.download[data-format="png"]')
+
+    page.fill("#api-key", api_key)
+    page.click("#save-key")
+    page.wait_for_selector("#key-status", state="visible", timeout=15000)
+    page.fill("#data", long_text + "!")
+    page.wait_for_selector('button.download[data-format="png"]:enabled', timeout=15000)
+    _name, png = download(page, "png", tmp_path)
+    assert decode(png) == [long_text + "!"]
