@@ -132,6 +132,7 @@
       previewAbort.abort();
     }
     previewAbort = new AbortController();
+    const mine = previewAbort; // a newer preview replaces this one; its late answers are dropped
     let response;
     try {
       response = await fetch(address, {
@@ -149,15 +150,27 @@
       return;
     }
     if (!response.ok) {
+      const message = await errorMessage(response);
+      if (mine !== previewAbort) {
+        return;
+      }
       optionsOk = false;
       setDownloadsEnabled(false);
       $("preview").classList.add("stale");
-      verdict.textContent = "Refused: " + (await errorMessage(response));
+      verdict.textContent = "Refused: " + message;
       verdict.className = "verdict bad";
       verdict.dataset.state = "refused";
       return;
     }
-    const blob = await response.blob();
+    let blob;
+    try {
+      blob = await response.blob();
+    } catch (error) {
+      return; // aborted by a newer preview while the body was still arriving
+    }
+    if (mine !== previewAbort) {
+      return;
+    }
     if (previewUrl) {
       URL.revokeObjectURL(previewUrl);
     }
