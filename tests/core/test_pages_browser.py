@@ -120,9 +120,13 @@ def test_with_a_key_downloads_are_stored_codes_listed_in_the_history(
     page.wait_for_selector("#history-list li", timeout=15000)
     assert page.text_content("#history-list li .data") == DATA
     assert page.get_attribute("#history-list li", "data-id") == name.removesuffix(".png")
-    page.wait_for_function(
-        "document.querySelector('#history-list li img').naturalWidth === 128", timeout=15000
-    )
+    thumb = page.locator("#history-list li img")
+    # Polled from here: wait_for_function evaluates a string, which the page's CSP forbids.
+    for _ in range(150):
+        if thumb.evaluate("image => image.complete && image.naturalWidth") == 128:
+            break
+        page.wait_for_timeout(100)
+    assert thumb.evaluate("image => image.naturalWidth") == 128, "the thumbnail loads"
     shot = tmp_path / "generator-history.png"
     page.screenshot(path=str(shot), full_page=True)
     keep_screenshot(shot)
