@@ -82,6 +82,9 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.register_blueprint(redirects)
+    from qrsvc.pages import bp as pages_bp  # the generator page and its keyless preview
+
+    app.register_blueprint(pages_bp)
 
     @app.get("/healthz")
     def healthz() -> Any:

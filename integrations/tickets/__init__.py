@@ -110,6 +110,7 @@ def keys_retire(kid: str) -> None:
 
 def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (tables on the metadata)
+    from .scanner import bp as scanner
     from .views import bp, wellknown
 
     apply_settings(app.config, SETTINGS)
@@ -126,6 +127,7 @@ def init_app(app: Flask) -> None:
         raise ValueError("QRSVC_TICKETS_QR_EC must be M or Q")
     app.register_blueprint(bp)
     app.register_blueprint(wellknown)
+    app.register_blueprint(scanner)
     app.cli.add_command(signing_keys)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
 
