@@ -176,14 +176,12 @@ def code_scans(code_id: str) -> Response:
         qr_fields=False,
     )
     params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    scans.flush()
     window = scan_counts.window(
         cast("date | datetime | None", params.get("from")), cast("date | datetime | None", params.get("to"))
     )
-    code = codes.get_code(current_key(), code_id)
-    if code.dynamic is None:
-        raise dynamic.not_dynamic(code_id)
     group = str(params.get("group", "day"))
+    scans.flush()  # this worker's waiting scans count too
+    code = dynamic.get_dynamic_code(current_key(), code_id)
     return jsonify(
         {
             "success": True,

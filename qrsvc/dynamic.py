@@ -235,10 +235,9 @@ def change(owner: ApiKey, code_id: str, wanted: Change) -> QrCode:
 
     Flushed, not committed. A code that is not dynamic is a 422 `not_dynamic`.
     """
-    code = codes.get_code(owner, code_id)
+    code = get_dynamic_code(owner, code_id)
     dynamic = code.dynamic
-    if dynamic is None:
-        raise not_dynamic(code_id)
+    assert dynamic is not None  # noqa: S101 (get_dynamic_code says so)
     if not isinstance(wanted.target, Unset):
         code.data = check_target(wanted.target)
     if not isinstance(wanted.disabled, Unset):
@@ -246,6 +245,14 @@ def change(owner: ApiKey, code_id: str, wanted: Change) -> QrCode:
     if not isinstance(wanted.expires_at, Unset):
         dynamic.expires_at = wanted.expires_at
     db.session.flush()
+    return code
+
+
+def get_dynamic_code(owner: ApiKey, code_id: str) -> QrCode:
+    """The owner's dynamic code: someone else's is a 404 as for any code, a static one a 422."""
+    code = codes.get_code(owner, code_id)
+    if code.dynamic is None:
+        raise not_dynamic(code_id)
     return code
 
 
@@ -286,6 +293,7 @@ __all__ = [
     "change",
     "check_target",
     "describe",
+    "get_dynamic_code",
     "make_dynamic_codes",
     "make_dynamic_images",
     "new_short_code",
