@@ -1,4 +1,9 @@
-"""The composition root: the core plus its integrations. gunicorn serves `app:app`."""
+"""The composition root: the core plus its integrations, built by `create()`.
+
+Importing this module builds nothing: no app, no `instance/` folder, no log handlers,
+no environment read. `qrsvc serve` runs gunicorn on `app:create()`; `app:app` still
+works for other servers, built on first use.
+"""
 
 from __future__ import annotations
 
@@ -18,4 +23,12 @@ def create(overrides: Mapping[str, Any] | None = None) -> Flask:
     return create_app(overrides, integrations=INTEGRATIONS)
 
 
-app = create()
+def __getattr__(name: str) -> Any:
+    """`app.app`, for servers given `app:app`: the service from the environment, made once when asked for."""
+    if name == "app":
+        application = globals()["app"] = create()
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["INTEGRATIONS", "create"]

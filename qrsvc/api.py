@@ -8,15 +8,19 @@ from typing import Any, cast
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from qrsvc import batch, codes, dynamic, idempotency, scan_counts, scans, usage
-from qrsvc.auth import current_key, plan_of, require_key
+from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
-from qrsvc.extensions import db, limiter
-from qrsvc.http import parse_body, read_json_object, wants_json, wants_zip
+from qrsvc.extensions import limiter
+from qrsvc.http import parse_body, parse_query, read_json_object, wants_json, wants_zip
+from qrsvc.images import Image, image_etag, make_image
+from qrsvc.keys import plan_of
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, boolean, choice, integer, parse_fields, parse_options, text
+from qrsvc.options import Bounds, Spec, boolean, choice, parse_fields, parse_options
+from qrsvc.pagination import PageQuery
 from qrsvc.qr import CONTENT_TYPES, FORMATS
+from qrsvc.transactions import transactional
 
 bp = Blueprint("qr", __name__, url_prefix="/v1")
 
@@ -34,7 +38,7 @@ def generate_spec() -> Spec:
 
 
 def code_json(
-    code: QrCode, image: codes.Image | None = None, counts: scan_counts.Counts | None = None
+    code: QrCode, image: Image | None = None, counts: scan_counts.Counts | None = None
 ) -> dict[str, Any]:
     """The JSON shape of a code; with `image`, its bytes inline as base64 and a data URI.
 
@@ -64,7 +68,7 @@ def code_json(
     return body
 
 
-def image_response(image: codes.Image, etag: str, cache_control: str, code: QrCode | None = None) -> Response:
+def image_response(image: Image, etag: str, cache_control: str, code: QrCode | None = None) -> Response:
     response = Response(image.content, mimetype=CONTENT_TYPES[image.options.format])
     response.set_etag(etag)
     response.headers["Cache-Control"] = cache_control
@@ -77,32 +81,33 @@ def image_response(image: codes.Image, etag: str, cache_control: str, code: QrCo
 
 def _generate(source: dict[str, Any], from_query: bool) -> Response | tuple[Response, int]:
     options, extras = parse_options(source, generate_spec(), from_query=from_query)
-    key = current_key()
-    engine = current_app.config["ENGINE"]
     if extras.get("dynamic"):
-        ((code, image),) = dynamic.make_dynamic_images(key, plan_of(key), [options.data], options, engine)
-        db.session.commit()  # TODO(toolkit): @transactional
+        (made,) = dynamic.make_dynamic(current_key(), [options.data], options)
     else:
-        code, image = codes.generate(key, plan_of(key), options, engine)
+        made = codes.make_code(current_key(), options)
     if extras.get("response") == "json" or ("response" not in extras and wants_json()):
-        return jsonify(code_json(code, image))
-    return image_response(image, codes.image_etag(image.options, engine), "private, max-age=86400", code)
+        return jsonify(code_json(made.code, made.image))
+    etag = image_etag(made.image.options, current_app.config["ENGINE"])
+    return image_response(made.image, etag, "private, max-age=86400", made.code)
 
 
 @bp.post("/qr/generate")
 @require_key("qr:write")
+@transactional
 def generate_post() -> Response | tuple[Response, int]:
     return _generate(read_json_object(), from_query=False)
 
 
 @bp.get("/qr/generate")
 @require_key("qr:write")
+@transactional
 def generate_get() -> Response | tuple[Response, int]:
     return _generate(request.args.to_dict(), from_query=True)
 
 
 @bp.post("/qr/batch")
 @require_key("qr:write")
+@transactional
 def generate_batch() -> Response:
     """Many codes in one request: JSON with base64 images, JSON with URLs only, or a ZIP."""
     config = current_app.config
@@ -113,11 +118,9 @@ def generate_batch() -> Response:
         max_pixels=config["BATCH_MAX_PIXELS"],
         zip_accepted=wants_zip(),
     )
-    key = current_key()
     images = images_base()  # once, not once an item
     output = batch.generate_batch(
-        key,
-        plan_of(key),
+        current_key(),
         wanted,
         config["ENGINE"],
         lambda code: image_url(code, base=images),
@@ -154,12 +157,12 @@ def get_code(code_id: str) -> Response:
 
 @bp.patch("/qr/<code_id>")
 @require_key("qr:write")
+@transactional
 def change_code(code_id: str) -> Response:
     """A dynamic code's target, `disabled` or `expires_at`; the printed image stays the same."""
     wanted = parse_body(dynamic.Change)
     scans.flush()  # before this request writes: SQLite has one writer
     code = dynamic.change(current_key(), code_id, wanted)
-    db.session.commit()  # TODO(toolkit): @transactional
     return jsonify(code_json(code, counts=scan_counts.counts(code.id)))
 
 
@@ -212,13 +215,13 @@ def get_image(code_id: str, ext: str) -> Response:
     code = codes.find_public_code(code_id)
     options = codes.stored_options(code, {**changes, "format": ext})
     engine = current_app.config["ENGINE"]
-    etag = codes.image_etag(options, engine)
+    etag = image_etag(options, engine)
     if etag in request.if_none_match:
         response = Response(status=304)
         response.set_etag(etag)
         response.headers["Cache-Control"] = _PUBLIC_CACHE
         return response
-    return image_response(codes.make_image(options, engine), etag, _PUBLIC_CACHE, code)
+    return image_response(make_image(options, engine), etag, _PUBLIC_CACHE, code)
 
 
 _PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -227,14 +230,8 @@ _PUBLIC_CACHE = "public, max-age=31536000, immutable"
 @bp.get("/qr")
 @require_key("qr:read")
 def list_codes() -> Response:
-    spec = Spec(
-        extra={"limit": integer(1, current_app.config["PAGE_SIZE_MAX"]), "cursor": text},
-        qr_fields=False,
-    )
-    params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    limit = cast(int, params.get("limit", 20))
-    cursor = cast("str | None", params.get("cursor"))
-    page = codes.list_codes(current_key(), limit, cursor)
+    query = parse_query(PageQuery)
+    page = codes.list_codes(current_key(), query.limit, query.cursor)
     return jsonify(
         {
             "success": True,
@@ -246,6 +243,7 @@ def list_codes() -> Response:
 
 @bp.delete("/qr/<code_id>")
 @require_key("qr:write")
+@transactional
 def delete_code(code_id: str) -> Response:
     codes.delete_code(current_key(), code_id)
     return jsonify({"success": True, "id": code_id, "deleted": True})
@@ -253,11 +251,12 @@ def delete_code(code_id: str) -> Response:
 
 @bp.get("/account/usage")
 @require_key("qr:read")
+@transactional
 def account_usage() -> Response:
     key = current_key()
     plan = plan_of(key)
     current = limiter.current_limit
-    usage.flush()  # count this request before reading the counters
+    usage.flush()  # count this request (committed with the view) before reading the counters
     counts = usage.usage_of(key.id)
     return jsonify(
         {

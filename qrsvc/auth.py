@@ -14,9 +14,9 @@ from typing import Any, TypeVar, cast
 from flask import current_app, g, request
 
 from qrsvc import usage
-from qrsvc.config import Plan
 from qrsvc.errors import ApiError
-from qrsvc.keys import find_key
+from qrsvc.extensions import db
+from qrsvc.keys import find_key, plan_of
 from qrsvc.models import ApiKey
 from qrsvc.options import Bounds, Spec
 
@@ -73,12 +73,6 @@ def _public_cost() -> int:
     return max(1, -(-pixels // PUBLIC_COST_PIXELS))  # rounded up
 
 
-def plan_of(key: ApiKey) -> Plan:
-    plans: dict[str, Plan] = current_app.config["PLANS"]
-    # A key whose plan was removed from configuration falls back to the default plan.
-    return plans.get(key.plan) or plans[current_app.config["DEFAULT_PLAN"]]
-
-
 def authenticate(scope: str, *alternatives: str) -> ApiKey:
     """The calling key if it is valid, live and has `scope` (or one of `alternatives`); else 401/403."""
     challenge = {"WWW-Authenticate": 'Bearer realm="qrsvc"'}
@@ -103,7 +97,12 @@ def authenticate(scope: str, *alternatives: str) -> ApiKey:
 
 
 def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
-    """View decorator: authenticate with `scope` (or any of `alternatives`), then count the request."""
+    """View decorator: authenticate with `scope` (or any of `alternatives`), then count the request.
+
+    The count joins the view's own transaction when it stores codes (`transactional`
+    below this decorator commits both at once); otherwise it is committed here, after
+    the view, even when the view failed.
+    """
 
     def decorator(view: F) -> F:
         @wraps(view)
@@ -113,11 +112,19 @@ def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
             try:
                 return view(*args, **kwargs)
             finally:
-                usage.flush()
+                _count_request()
 
         return cast(F, wrapped)
 
     return decorator
+
+
+def _count_request() -> None:
+    """The request counts whatever the view did: in its own small transaction when the view's did not."""
+    if usage.has_pending():
+        db.session.rollback()  # what the view left uncommitted is not ours to commit
+        usage.flush()
+        db.session.commit()
 
 
 def current_key() -> ApiKey:

@@ -6,6 +6,7 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,11 +18,13 @@ from qrsvc.client.cli import client as client_commands
 from qrsvc.errors import ApiError
 
 
-def _load_app() -> Flask:
-    """The composition root's app (`app.py`), so commands see every integration's tables."""
+def _create_app() -> Flask:
+    """The whole service, from the composition root's factory (`app.create`): commands see every
+    integration's tables. `QRSVC_APP_MODULE` names another composition root (the client tests name
+    a missing one to show that the client commands need no app)."""
     module = importlib.import_module(os.environ.get("QRSVC_APP_MODULE", "app"))
-    app: Flask = module.app
-    return app
+    create: Callable[[], Flask] = module.create
+    return create()
 
 
 keys = AppGroup("keys", help="Create, list and revoke API keys.")
@@ -34,10 +37,12 @@ keys = AppGroup("keys", help="Create, list and revoke API keys.")
 def keys_create(name: str, plan: str | None, scopes: tuple[str, ...]) -> None:
     """Make a key; it is printed once, alone on the last line, and only its hash is kept."""
     from qrsvc.keys import create_key
+    from qrsvc.transactions import unit_of_work
 
     plans = current_app.config["PLANS"]
     try:
-        key, plain = create_key(name, plan or current_app.config["DEFAULT_PLAN"], scopes, list(plans))
+        with unit_of_work():
+            key, plain = create_key(name, plan or current_app.config["DEFAULT_PLAN"], scopes, list(plans))
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created key {key.prefix} ({key.name}, plan {key.plan}, scopes {' '.join(key.scopes)}).")
@@ -61,9 +66,11 @@ def keys_list() -> None:
 def keys_revoke(prefix: str) -> None:
     """Revoke the key with PREFIX (as `keys list` shows it)."""
     from qrsvc.keys import revoke_key
+    from qrsvc.transactions import unit_of_work
 
     try:
-        key = revoke_key(prefix)
+        with unit_of_work():
+            key = revoke_key(prefix)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Revoked key {key.prefix} ({key.name}).")
@@ -77,6 +84,7 @@ def keys_demo() -> None:
     from qrsvc.extensions import db
     from qrsvc.keys import create_key
     from qrsvc.models import ApiKey
+    from qrsvc.transactions import unit_of_work
 
     existing = db.session.scalar(sa.select(ApiKey).where(ApiKey.name == "demo"))
     if existing is not None:
@@ -85,7 +93,8 @@ def keys_demo() -> None:
         )
         return
     plan = "pro" if "pro" in current_app.config["PLANS"] else current_app.config["DEFAULT_PLAN"]
-    _key, plain = create_key("demo", plan, ["*"], list(current_app.config["PLANS"]))
+    with unit_of_work():
+        _key, plain = create_key("demo", plan, ["*"], list(current_app.config["PLANS"]))
     click.echo(f"Demo API key (plan {plan}), shown only this once:")
     click.echo(plain)
 
@@ -185,7 +194,7 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
         "-",
         "--logger-class",
         "qrsvc.serving.AccessLogger",
-        os.environ.get("QRSVC_WSGI_APP", "app:app"),
+        os.environ.get("QRSVC_WSGI_APP", "app:create()"),  # gunicorn calls the factory in each worker
     ]
     os.execv(sys.executable, arguments)  # noqa: S606 (fixed argv, no shell)
 
@@ -245,7 +254,7 @@ def generate(
 
 cli = FlaskGroup(
     name="qrsvc",
-    create_app=_load_app,
+    create_app=_create_app,
     add_default_commands=True,
     add_version_option=False,
     load_dotenv=False,

@@ -22,8 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qrsvc import clock, codes, fields
-from qrsvc.codes import Image
-from qrsvc.config import Plan
+from qrsvc.codes import MadeCode
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.fields import UNSET, Unset
@@ -145,45 +144,34 @@ def attach(stored: Sequence[QrCode], planned: Sequence[Planned]) -> None:
         set_committed_value(code, "dynamic", DynamicCode(**row))
 
 
-def make_dynamic_images(
-    owner: ApiKey,
-    plan: Plan,
-    targets: Sequence[str],
-    template: QrOptions,
-    engine: str,
-    *,
-    base: str | None = None,
-) -> list[tuple[QrCode, Image]]:
-    """Draw and store one dynamic code per target, in one batch (the render pool for many).
+def make_dynamic(
+    owner: ApiKey, targets: Sequence[str], template: QrOptions, *, base: str | None = None
+) -> list[MadeCode]:
+    """Draw and store one new dynamic code per target in one batch (the render pool for many).
 
     Every target is checked first (422 `invalid_target`); the codes are drawn with
-    `template`'s options, counted against the quota once, and flushed, never committed.
+    `template`'s options (its `data` is not used), counted against the quota once, and
+    written in the caller's transaction, never committed: all or none.
     """
     for index, target in enumerate(targets):
         check_target(target, "data" if len(targets) == 1 else f"targets[{index}]")
     planned = plan_codes(targets, base)
-    rendered = codes.render_images([replace(template, data=p.short_url) for p in planned], engine)
-    images = []
-    for result in rendered.results:
-        if isinstance(result, ApiError):
-            raise result
-        images.append(result)
-    stored = codes.store_codes(owner, plan, images, commit=False, data=[p.target for p in planned])
-    attach(stored, planned)
-    return list(zip(stored, images, strict=True))
+    made = codes.make_codes(
+        owner, [replace(template, data=p.short_url) for p in planned], keep=[p.target for p in planned]
+    )
+    attach([each.code for each in made], planned)
+    return made
 
 
 def make_dynamic_codes(
-    owner: ApiKey,
-    plan: Plan,
-    targets: Sequence[str],
-    template: QrOptions,
-    engine: str,
-    *,
-    base: str | None = None,
+    owner: ApiKey, targets: Sequence[str], template: QrOptions | None = None, *, base: str | None = None
 ) -> list[QrCode]:
-    """One new dynamic code per target (each code's `dynamic.short_url` is what it prints)."""
-    return [code for code, _image in make_dynamic_images(owner, plan, targets, template, engine, base=base)]
+    """One new dynamic code per target, drawn as `template` (default options otherwise).
+
+    Each code's `data` is its target and `dynamic.short_url` what it prints (see `make_dynamic`).
+    """
+    chosen = template or QrOptions(data="")
+    return [each.code for each in make_dynamic(owner, targets, chosen, base=base)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +282,8 @@ __all__ = [
     "check_target",
     "describe",
     "get_dynamic_code",
+    "make_dynamic",
     "make_dynamic_codes",
-    "make_dynamic_images",
     "new_short_code",
     "normalise_short_code",
     "not_dynamic",

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from qrsvc import auth, codes, config, db, http, jobs, scans
+from qrsvc import auth, config, db, http, images, jobs, scans, usage
 from qrsvc.extensions import limiter
 from qrsvc.http import register_error_handlers
 from qrsvc.ratelimit_storage import limiter_storage_uri
@@ -47,7 +47,8 @@ def create_app(
 def register_extensions(app: Flask) -> None:
     http.init_app(app)
     db.init_app(app)
-    codes.init_app(app)
+    images.init_app(app)
+    usage.init_app(app)
     jobs.init_app(app)
     scans.init_app(app)
     # Identify the caller before flask-limiter's own before_request counts the request.

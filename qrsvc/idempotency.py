@@ -8,6 +8,13 @@ out (the owner's worker was killed) takes the claim over with one conditional
 UPDATE. The work and the finished record commit in one transaction, so a worker
 that dies leaves neither codes nor a quota charge behind. A duplicate waits for
 the winner's record and replays it. Records are kept for 24 hours.
+
+This is the one service that commits on its own, and only the lease: a claim must be
+visible to a concurrent request (on any worker) the moment it is taken, before the
+work starts, and a released claim the moment the work has failed; so `claim` and
+`release` commit their own steps (`release` first rolls back the failed work, which
+the request would roll back anyway), and `Claim.renew` writes on its own connection.
+The work and `finish` stay in the request's transaction, committed by the view.
 """
 
 from __future__ import annotations

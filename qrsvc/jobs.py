@@ -25,6 +25,7 @@ from qrsvc.config import Setting, apply_settings
 from qrsvc.extensions import db
 from qrsvc.idempotency import KEPT_FOR
 from qrsvc.models import IdempotencyRecord
+from qrsvc.transactions import unit_of_work
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -72,13 +73,8 @@ def registered(app: Flask) -> tuple[Job, ...]:
 
 def run_job(app: Flask, job: Job) -> object:
     """One job, one unit of work: a fresh app context and session, committed or rolled back."""
-    with app.app_context():
-        try:
-            result = job.run()
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
+    with app.app_context(), unit_of_work():
+        result = job.run()
     return result
 
 

@@ -1,4 +1,4 @@
-"""API keys: made once, kept as a hash, found by a short public prefix."""
+"""API keys: made once, kept as a hash, found by a short public prefix (the caller commits)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from typing import cast
 
 import sqlalchemy as sa
+from flask import current_app
 
 from qrsvc import clock
+from qrsvc.config import Plan
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
@@ -54,7 +56,7 @@ def create_key(name: str, plan: str, scopes: Sequence[str], plans: Sequence[str]
         created_at=clock.now(),
     )
     db.session.add(key)
-    db.session.commit()
+    db.session.flush()
     return key, plain
 
 
@@ -72,9 +74,14 @@ def revoke_key(prefix: str) -> ApiKey:
         .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=clock.now())
     )
-    db.session.commit()
     db.session.refresh(key)
     return cast(ApiKey, key)
+
+
+def plan_of(key: ApiKey) -> Plan:
+    """The key's plan; a key whose plan was removed from configuration falls back to the default plan."""
+    plans: dict[str, Plan] = current_app.config["PLANS"]
+    return plans.get(key.plan) or plans[current_app.config["DEFAULT_PLAN"]]
 
 
 _BY_PREFIX = sa.select(ApiKey).where(ApiKey.prefix == sa.bindparam("prefix"))
@@ -92,4 +99,4 @@ def find_key(plain: str) -> ApiKey | None:
     return None
 
 
-__all__ = ["create_key", "find_key", "hash_secret", "list_keys", "revoke_key", "split_key"]
+__all__ = ["create_key", "find_key", "hash_secret", "list_keys", "plan_of", "revoke_key", "split_key"]

@@ -14,13 +14,15 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import QueryableAttribute
 
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
+from qrsvc.fields import integer, text
 
 T = TypeVar("T")
 _SEPARATOR = "|"
@@ -32,6 +34,19 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+def _page_size_max() -> int:
+    most: int = current_app.config["PAGE_SIZE_MAX"]
+    return most
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageQuery:
+    """`?limit=&cursor=` of a list endpoint: 1 to `QRSVC_PAGE_SIZE_MAX` records (20 unless asked)."""
+
+    limit: Annotated[int, integer(1, _page_size_max)] = 20
+    cursor: Annotated[str | None, text()] = None
 
 
 def _invalid_cursor() -> ApiError:
@@ -129,4 +144,4 @@ def paginate(
     return Page(items, None)
 
 
-__all__ = ["Page", "paginate"]
+__all__ = ["Page", "PageQuery", "paginate"]

@@ -7,9 +7,12 @@ modules, so the core can change shape behind them (`lint-imports` holds the line
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from qrsvc import clock
 from qrsvc.auth import current_key, require_key
-from qrsvc.clock import isoformat, now
-from qrsvc.codes import find_codes, get_code
+from qrsvc.clock import isoformat
+from qrsvc.codes import MadeCode, find_codes, get_code, image_of, make_code, make_codes
 from qrsvc.config import Setting, apply_settings
 from qrsvc.db import add_migrations, insert
 from qrsvc.errors import ApiError, NotFoundError
@@ -31,12 +34,20 @@ from qrsvc.fields import (
     text,
 )
 from qrsvc.http import parse_body, parse_query, read_json_object
+from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.options import QrOptions, check_options
-from qrsvc.pagination import Page, paginate
+from qrsvc.pagination import Page, PageQuery, paginate
 from qrsvc.pdf import html_to_pdf, resource_url
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
+from qrsvc.transactions import savepoint, transactional, unit_of_work
+
+
+def now() -> datetime:
+    """The one clock's time, looked up on every call: a test that freezes `qrsvc.clock.now` freezes this."""
+    return clock.now()
+
 
 __all__ = [
     "ENGINES",
@@ -44,8 +55,11 @@ __all__ = [
     "UNSET",
     "ApiError",
     "DataTooLongError",
+    "Image",
+    "MadeCode",
     "NotFoundError",
     "Page",
+    "PageQuery",
     "Parser",
     "QrOptions",
     "Setting",
@@ -63,6 +77,7 @@ __all__ = [
     "get_code",
     "given_fields",
     "html_to_pdf",
+    "image_of",
     "image_url",
     "images_base",
     "insert",
@@ -71,6 +86,9 @@ __all__ = [
     "iso_datetime",
     "isoformat",
     "list_of",
+    "make_code",
+    "make_codes",
+    "make_image",
     "nested",
     "now",
     "nullable",
@@ -85,5 +103,8 @@ __all__ = [
     "render",
     "require_key",
     "resource_url",
+    "savepoint",
     "text",
+    "transactional",
+    "unit_of_work",
 ]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from qrsvc import clock
 from qrsvc.db import insert, per_dialect
 from qrsvc.extensions import db
 from qrsvc.models import UsageDay, UsageMonth
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,8 @@ class Usage:
 
 
 _PENDING = "qrsvc.usage.pending_requests"
+#: Pending requests a `count` wrote in the open transaction: pending again if it rolls back.
+_TAKEN = "qrsvc.usage.taken_requests"
 
 
 def count_request_later(key_id: int) -> None:
@@ -33,20 +39,51 @@ def count_request_later(key_id: int) -> None:
     pending[key_id] = pending.get(key_id, 0) + 1
 
 
+def has_pending() -> bool:
+    """Whether requests wait to be counted (no `count` took them up, or its transaction rolled back)."""
+    return bool(db.session.info.get(_PENDING))
+
+
 def flush() -> None:
-    """Count requests that no `count` took up (read-only views, errors) and commit."""
+    """Write the requests no `count` took up (read-only views, errors) in the session; the caller commits."""
     pending: dict[int, int] | None = db.session.info.pop(_PENDING, None)
-    if pending:
-        db.session.rollback()  # whatever the view left unfinished is not ours to commit
-        for key_id, requests in pending.items():
-            _upsert(key_id, requests, 0)
-        db.session.commit()
+    for key_id, requests in (pending or {}).items():
+        _upsert(key_id, requests, 0)
+        _take(key_id, requests)
 
 
 def count(key_id: int, *, requests: int = 0, codes: int = 0) -> None:
     """Add to today's counters in the current transaction (an atomic upsert, no read)."""
     pending: dict[int, int] = db.session.info.get(_PENDING, {})
-    _upsert(key_id, requests + pending.pop(key_id, 0), codes)
+    taken = pending.pop(key_id, 0)
+    _upsert(key_id, requests + taken, codes)
+    _take(key_id, taken)
+
+
+def _take(key_id: int, requests: int) -> None:
+    if requests:
+        taken: dict[int, int] = db.session.info.setdefault(_TAKEN, {})
+        taken[key_id] = taken.get(key_id, 0) + requests
+
+
+def _restore_taken(session: Session) -> None:
+    """A rollback undid the upsert that counted pending requests: they wait to be counted again."""
+    taken: dict[int, int] | None = session.info.pop(_TAKEN, None)
+    if taken:
+        pending: dict[int, int] = session.info.setdefault(_PENDING, {})
+        for key_id, requests in taken.items():
+            pending[key_id] = pending.get(key_id, 0) + requests
+
+
+def _forget_taken(session: Session) -> None:
+    session.info.pop(_TAKEN, None)
+
+
+def init_app(app: Flask) -> None:
+    """Keep request counts across rollbacks: a failed request is still a request (listeners set once)."""
+    if not sa.event.contains(Session, "after_rollback", _restore_taken):
+        sa.event.listen(Session, "after_rollback", _restore_taken)
+        sa.event.listen(Session, "after_commit", _forget_taken)
 
 
 @per_dialect
@@ -121,6 +158,8 @@ __all__ = [
     "count",
     "count_request_later",
     "flush",
+    "has_pending",
+    "init_app",
     "reserve_codes",
     "usage_of",
 ]

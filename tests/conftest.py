@@ -200,9 +200,10 @@ def runner(app: Any) -> Any:
 def make_key(app: Any) -> Callable[..., str]:
     """Create a key through the real key service; returns the plain key."""
     from qrsvc.keys import create_key
+    from qrsvc.transactions import unit_of_work
 
     def make(name: str = "test", plan: str = "pro", scopes: tuple[str, ...] = ("*",)) -> str:
-        with app.app_context():
+        with app.app_context(), unit_of_work():
             _key, plain = create_key(name, plan, scopes, list(app.config["PLANS"]))
         return plain
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from qrsvc.extensions import db
 from qrsvc.keys import revoke_key, split_key
 from qrsvc.models import ApiKey
+from qrsvc.transactions import unit_of_work
 
 
 def test_bearer_x_api_key_and_query_parameter_all_work(client, api_key) -> None:
@@ -59,7 +60,7 @@ def test_right_prefix_wrong_secret_is_401(client, api_key) -> None:
 def test_revoked_key_gets_403(app, client, api_key) -> None:
     auth = {"Authorization": f"Bearer {api_key}"}
     assert client.get("/v1/qr", headers=auth).status_code == 200
-    with app.app_context():
+    with app.app_context(), unit_of_work():
         revoke_key(split_key(api_key))
     response = client.get("/v1/qr", headers=auth)
     assert response.status_code == 403

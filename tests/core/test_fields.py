@@ -27,6 +27,7 @@ from qrsvc.fields import (
     text,
 )
 from qrsvc.http import parse_body, parse_query
+from qrsvc.pagination import PageQuery
 
 LIMIT = {"items": 3}
 
@@ -70,6 +71,13 @@ class Changes:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Note:
     body: Annotated[str | None, nullable(text())]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanPage(PageQuery):
+    """A schema made from another module's: its parent's annotations are read in the parent's module."""
+
+    limit: Annotated[int, integer(1, 500)] = 50
 
 
 def order(**changes: Any) -> dict[str, Any]:
@@ -237,6 +245,16 @@ def test_a_query_string_is_parsed_as_text_with_repeated_list_fields(bare_app: Fl
         with bare_app.test_request_context(f"/?{query}"), pytest.raises(ApiError) as caught:
             parse_query(Page)
         assert (caught.value.code, caught.value.field) == (code, field)
+
+
+def test_a_schema_may_extend_one_from_another_module(bare_app: Flask) -> None:
+    bare_app.config["PAGE_SIZE_MAX"] = 100
+    with bare_app.test_request_context("/?cursor=abc"):
+        assert parse_query(ScanPage) == ScanPage(limit=50, cursor="abc")
+    with bare_app.test_request_context("/?limit=500"):
+        assert parse_query(ScanPage).limit == 500
+    with bare_app.test_request_context("/?limit=500"), pytest.raises(ApiError):
+        parse_query(PageQuery)
 
 
 def test_query_strings_spell_booleans_and_numbers_as_text() -> None:

@@ -123,3 +123,15 @@ def test_an_integer_key_outside_its_column_is_refused_before_the_database_sees_i
         paginate(query, (ApiKey.id,), 2, _cursor(number))
     assert caught.value.field == "cursor"
     assert [key.id for key in paginate(query, (ApiKey.id,), 2, _cursor(b"2147483647")).items] == [owner.id]
+
+
+@pytest.mark.parametrize("app_config", [{"PAGE_SIZE_MAX": 4}])
+def test_a_page_query_is_bounded_by_the_configured_page_size(client: Any, auth: dict[str, str]) -> None:
+    for query, status, code in [
+        ({"limit": 4}, 200, None),
+        ({"limit": 5}, 400, "out_of_range"),
+        ({"limit": "x"}, 400, "invalid_parameter"),
+        ({"limt": 4}, 400, "unknown_parameter"),
+    ]:
+        response = client.get("/v1/qr", headers=auth, query_string=query)
+        assert (response.status_code, (response.get_json() or {}).get("error")) == (status, code), query

@@ -1,0 +1,30 @@
+"""Bulk generation: `POST /v1/qr/batch` parsed (`items`), run (`generation`) and written out (`bodies`)."""
+
+from __future__ import annotations
+
+from qrsvc.batch.bodies import Outcome, item_json, iter_chunks, safe_stem
+from qrsvc.batch.generation import CONTENT_TYPES, BatchOutput, generate_batch
+from qrsvc.batch.items import (
+    MAX_FILENAME,
+    MAX_ITEMS_HEADER,
+    RESPONSE_FORMS,
+    BatchItem,
+    BatchRequest,
+    parse_batch,
+)
+
+__all__ = [
+    "CONTENT_TYPES",
+    "MAX_FILENAME",
+    "MAX_ITEMS_HEADER",
+    "RESPONSE_FORMS",
+    "BatchItem",
+    "BatchOutput",
+    "BatchRequest",
+    "Outcome",
+    "generate_batch",
+    "item_json",
+    "iter_chunks",
+    "parse_batch",
+    "safe_stem",
+]
