@@ -15,6 +15,7 @@ from qrsvc.clock import isoformat
 from qrsvc.codes import MadeCode, find_codes, get_code, image_of, make_code, make_codes
 from qrsvc.config import Setting, apply_settings
 from qrsvc.db import add_migrations, insert
+from qrsvc.dynamic import make_dynamic_codes
 from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.fields import (
     UNSET,
@@ -41,6 +42,7 @@ from qrsvc.options import QrOptions, check_options
 from qrsvc.pagination import Page, PageQuery, paginate
 from qrsvc.pdf import html_to_pdf, resource_url
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
+from qrsvc.scan_counts import ScanStats, scan_stats
 from qrsvc.transactions import savepoint, transactional, unit_of_work
 
 
@@ -62,6 +64,7 @@ __all__ = [
     "PageQuery",
     "Parser",
     "QrOptions",
+    "ScanStats",
     "Setting",
     "Style",
     "Unset",
@@ -88,6 +91,7 @@ __all__ = [
     "list_of",
     "make_code",
     "make_codes",
+    "make_dynamic_codes",
     "make_image",
     "nested",
     "now",
@@ -104,6 +108,7 @@ __all__ = [
     "require_key",
     "resource_url",
     "savepoint",
+    "scan_stats",
     "text",
     "transactional",
     "unit_of_work",
