@@ -223,9 +223,10 @@ def change(owner: ApiKey, code_id: str, wanted: Change) -> QrCode:
 
     Flushed, not committed. A code that is not dynamic is a 422 `not_dynamic`.
     """
-    code = get_dynamic_code(owner, code_id)
+    code = codes.get_code(owner, code_id)
     dynamic = code.dynamic
-    assert dynamic is not None  # noqa: S101 (get_dynamic_code says so)
+    if dynamic is None:
+        raise not_dynamic(code_id)
     if not isinstance(wanted.target, Unset):
         code.data = check_target(wanted.target)
     if not isinstance(wanted.disabled, Unset):
