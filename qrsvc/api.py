@@ -81,16 +81,14 @@ def image_response(image: Image, etag: str, cache_control: str, code: QrCode | N
 
 def _generate(source: dict[str, Any], from_query: bool) -> Response | tuple[Response, int]:
     options, extras = parse_options(source, generate_spec(), from_query=from_query)
-    key = current_key()
-    engine = current_app.config["ENGINE"]
     if extras.get("dynamic"):
-        ((code, image),) = dynamic.make_dynamic_images(key, plan_of(key), [options.data], options, engine)
+        (made,) = dynamic.make_dynamic(current_key(), [options.data], options)
     else:
-        made = codes.make_code(key, options)
-        code, image = made.code, made.image
+        made = codes.make_code(current_key(), options)
     if extras.get("response") == "json" or ("response" not in extras and wants_json()):
-        return jsonify(code_json(code, image))
-    return image_response(image, image_etag(image.options, engine), "private, max-age=86400", code)
+        return jsonify(code_json(made.code, made.image))
+    etag = image_etag(made.image.options, current_app.config["ENGINE"])
+    return image_response(made.image, etag, "private, max-age=86400", made.code)
 
 
 @bp.post("/qr/generate")
@@ -181,14 +179,12 @@ def code_scans(code_id: str) -> Response:
         qr_fields=False,
     )
     params = parse_fields(request.args.to_dict(), spec, from_query=True)
-    scans.flush()
     window = scan_counts.window(
         cast("date | datetime | None", params.get("from")), cast("date | datetime | None", params.get("to"))
     )
-    code = codes.get_code(current_key(), code_id)
-    if code.dynamic is None:
-        raise dynamic.not_dynamic(code_id)
     group = str(params.get("group", "day"))
+    scans.flush()  # this worker's waiting scans count too
+    code = dynamic.get_dynamic_code(current_key(), code_id)
     return jsonify(
         {
             "success": True,

@@ -93,14 +93,14 @@ def store_images(
     images: Sequence[Image],
     plan: Plan | None = None,
     *,
-    data: Sequence[str] | None = None,
+    keep: Sequence[str] | None = None,
 ) -> list[QrCode]:
     """Store one record per image (identical ones share one) and count them, in the caller's transaction.
 
     The quota is reserved once for the lot (decided in SQL, so concurrent requests cannot
     overshoot it); a 429 `quota_exceeded` stores nothing. `plan` defaults to the owner's.
-    `data` is what each record keeps when that is not what its image encodes (a dynamic
-    code's target).
+    `keep` is the `data` each record keeps when that is not what its image encodes (a
+    dynamic code keeps its target).
     """
     if not images:
         return []
@@ -112,13 +112,13 @@ def store_images(
             "id": new_code_id(),
             "owner_id": owner.id,
             "content_hash": content_hash,
-            "data": kept,
+            "data": data,
             "options": image.options.stored(),
             "version": image.symbol.version,
             "created_at": now,
         }
-        for content_hash, image, kept in zip(
-            hashes, images, data or [image.options.data for image in images], strict=True
+        for content_hash, image, data in zip(
+            hashes, images, keep or [image.options.data for image in images], strict=True
         )
     }
     # One statement, many parameter sets: SQLAlchemy batches them ("insertmanyvalues").
@@ -136,8 +136,10 @@ def store_images(
     return [found[content_hash] for content_hash in hashes]
 
 
-def make_codes(owner: ApiKey, options: Sequence[QrOptions]) -> list[MadeCode]:
-    """Check, draw and store many codes for `owner`, in order; all or none.
+def make_codes(
+    owner: ApiKey, options: Sequence[QrOptions], *, keep: Sequence[str] | None = None
+) -> list[MadeCode]:
+    """Check, draw and store many codes for `owner`, in order; all or none (`keep`: see `store_images`).
 
     Drawn through the render cache and, for many, the render pool's processes; the quota
     is reserved once for the lot; the records are written in the caller's transaction
@@ -151,7 +153,7 @@ def make_codes(owner: ApiKey, options: Sequence[QrOptions]) -> list[MadeCode]:
         if isinstance(result, ApiError):
             raise result
         images.append(result)
-    stored = store_images(owner, images)
+    stored = store_images(owner, images, keep=keep)
     return [MadeCode(code, image) for code, image in zip(stored, images, strict=True)]
 
 
@@ -190,14 +192,6 @@ def stored_options(code: QrCode, changes: Mapping[str, object] | None = None) ->
     return build_options(changes or {}, base=base)
 
 
-def images_of(stored: Sequence[QrCode], fmt: str | None = None, engine: str | None = None) -> ImageStream:
-    """The images of stored codes (as `fmt`, else as stored), in order, through the render cache
-    and pool a slice at a time: what an export writes out one by one."""
-    changes = {"format": fmt} if fmt else None
-    chosen: str = engine or current_app.config["ENGINE"]
-    return ImageStream([stored_options(code, changes) for code in stored], chosen)
-
-
 def list_codes(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[QrCode]:
     """The owner's codes, newest first; `cursor` continues after the last page's final item."""
     query = sa.select(QrCode).where(QrCode.owner_id == owner.id)
@@ -207,6 +201,14 @@ def list_codes(owner: ApiKey, limit: int, cursor: str | None = None) -> Page[QrC
 def image_of(code: QrCode, fmt: str | None = None) -> Image:
     """A stored code drawn again (from the render cache when it can), in its own format or `fmt`."""
     return make_image(stored_options(code, {"format": fmt} if fmt else None))
+
+
+def images_of(stored: Sequence[QrCode], fmt: str | None = None, engine: str | None = None) -> ImageStream:
+    """The images of stored codes (as `fmt`, else as stored), in order, through the render cache
+    and pool a slice at a time: what an export writes out one by one."""
+    changes = {"format": fmt} if fmt else None
+    chosen: str = engine or current_app.config["ENGINE"]
+    return ImageStream([stored_options(code, changes) for code in stored], chosen)
 
 
 def delete_code(owner: ApiKey, code_id: str) -> None:

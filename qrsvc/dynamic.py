@@ -22,12 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qrsvc import clock, codes, fields
-from qrsvc.codes import Image
-from qrsvc.config import Plan
+from qrsvc.codes import MadeCode
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.fields import UNSET, Unset
-from qrsvc.keys import plan_of
 from qrsvc.links import public_url
 from qrsvc.models import ApiKey, DynamicCode, QrCode
 from qrsvc.options import QrOptions
@@ -146,50 +144,34 @@ def attach(stored: Sequence[QrCode], planned: Sequence[Planned]) -> None:
         set_committed_value(code, "dynamic", DynamicCode(**row))
 
 
-def make_dynamic_images(
-    owner: ApiKey,
-    plan: Plan,
-    targets: Sequence[str],
-    template: QrOptions,
-    engine: str | None,
-    *,
-    base: str | None = None,
-) -> list[tuple[QrCode, Image]]:
-    """Draw and store one dynamic code per target, in one batch (the render pool for many).
+def make_dynamic(
+    owner: ApiKey, targets: Sequence[str], template: QrOptions, *, base: str | None = None
+) -> list[MadeCode]:
+    """Draw and store one new dynamic code per target in one batch (the render pool for many).
 
     Every target is checked first (422 `invalid_target`); the codes are drawn with
-    `template`'s options (`engine` None: the app's), counted against the quota once, and
-    flushed, never committed.
+    `template`'s options (its `data` is not used), counted against the quota once, and
+    written in the caller's transaction, never committed: all or none.
     """
     for index, target in enumerate(targets):
         check_target(target, "data" if len(targets) == 1 else f"targets[{index}]")
     planned = plan_codes(targets, base)
-    rendered = codes.render_images([replace(template, data=p.short_url) for p in planned], engine)
-    images = []
-    for result in rendered.results:
-        if isinstance(result, ApiError):
-            raise result
-        images.append(result)
-    stored = codes.store_images(owner, images, plan, data=[p.target for p in planned])
-    attach(stored, planned)
-    return list(zip(stored, images, strict=True))
+    made = codes.make_codes(
+        owner, [replace(template, data=p.short_url) for p in planned], keep=[p.target for p in planned]
+    )
+    attach([each.code for each in made], planned)
+    return made
 
 
 def make_dynamic_codes(
-    owner: ApiKey,
-    plan: Plan | None,
-    targets: Sequence[str],
-    template: QrOptions,
-    engine: str | None,
-    *,
-    base: str | None = None,
+    owner: ApiKey, targets: Sequence[str], template: QrOptions | None = None, *, base: str | None = None
 ) -> list[QrCode]:
-    """One new dynamic code per target (each code's `dynamic.short_url` is what it prints).
+    """One new dynamic code per target, drawn as `template` (default options otherwise).
 
-    `plan` None: the owner's; `engine` None: the app's (what an integration passes).
+    Each code's `data` is its target and `dynamic.short_url` what it prints (see `make_dynamic`).
     """
-    made = make_dynamic_images(owner, plan or plan_of(owner), targets, template, engine, base=base)
-    return [code for code, _image in made]
+    chosen = template or QrOptions(data="")
+    return [each.code for each in make_dynamic(owner, targets, chosen, base=base)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +237,14 @@ def change(owner: ApiKey, code_id: str, wanted: Change) -> QrCode:
     return code
 
 
+def get_dynamic_code(owner: ApiKey, code_id: str) -> QrCode:
+    """The owner's dynamic code: someone else's is a 404 as for any code, a static one a 422."""
+    code = codes.get_code(owner, code_id)
+    if code.dynamic is None:
+        raise not_dynamic(code_id)
+    return code
+
+
 def not_dynamic(code_id: str) -> ApiError:
     """The 422 for asking a static code for what only dynamic codes have."""
     return ApiError(
@@ -292,8 +282,9 @@ __all__ = [
     "change",
     "check_target",
     "describe",
+    "get_dynamic_code",
+    "make_dynamic",
     "make_dynamic_codes",
-    "make_dynamic_images",
     "new_short_code",
     "normalise_short_code",
     "not_dynamic",

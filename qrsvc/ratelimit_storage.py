@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +119,13 @@ class _ThreadState:
         finally:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
 
-    def __del__(self) -> None:
-        if self.pid == os.getpid():  # never close a parent's connection in a forked child
+    def __del__(
+        self, _getpid: Callable[[], int] = os.getpid, _close: Callable[[int], None] = os.close
+    ) -> None:
+        # The functions are bound at definition: at interpreter exit `os` may already be gone.
+        if self.pid == _getpid():  # never close a parent's connection in a forked child
             self.connection.close()
-            os.close(self.lock)
+            _close(self.lock)
 
 
 class SQLiteStorage(_SeenWindow, Storage, MovingWindowSupport):

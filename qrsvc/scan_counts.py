@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from qrsvc import clock, fields
+from qrsvc import clock, fields, scans
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.models import Scan
@@ -154,9 +154,12 @@ def scan_stats(
 ) -> ScanStats:
     """Counts for many codes in a few queries, within [start, end) (default: the last 30 days).
 
-    `unique` is distinct visitors over all the codes; since a visitor hash is per code,
-    one person scanning two codes is two visitors (that is what keeps codes unlinkable).
+    This worker's waiting scans are written first (`scans.flush`): call it before the
+    request writes anything. `unique` is distinct visitors over all the codes; since a
+    visitor hash is per code, one person scanning two codes is two visitors (that is what
+    keeps codes unlinkable).
     """
+    scans.flush()
     span = window(start, end)
     ids = list(dict.fromkeys(code_ids))
     in_range = (Scan.scanned_at >= span.start, Scan.scanned_at < span.end)

@@ -49,7 +49,7 @@ class ScanWriter:
 
     def add(self, row: dict[str, Any]) -> None:
         """Keep one scan row (written synchronously when the interval is 0)."""
-        if self.interval <= 0:
+        if self.interval <= 0 or self._closing:
             self._write([row])
             return
         with self._lock:
@@ -77,7 +77,10 @@ class ScanWriter:
                 raise
 
     def close(self) -> None:
-        """Stop the thread and write what is left (the `atexit` hook; safe to call twice)."""
+        """Stop the thread and write what is left (the `atexit` hook; safe to call twice).
+
+        A scan added after this is written at once, in the request.
+        """
         self._closing = True
         self._wake.set()
         thread = self._thread
@@ -87,6 +90,9 @@ class ScanWriter:
             self.flush()
         except Exception:
             log.exception("could not write %d scans at exit", len(self._pending))
+        if self._exit_registered:
+            atexit.unregister(self.close)
+            self._exit_registered = False
 
     def _ensure_thread(self) -> None:
         # A forked process (a gunicorn worker) has the list but not the thread: start its own.

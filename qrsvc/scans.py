@@ -102,6 +102,13 @@ def flush() -> None:
         state.writer.flush()
 
 
+def close(app: Flask) -> None:
+    """Write the app's waiting scans and stop its writer thread (tests, before they drop tables)."""
+    state: _State = app.extensions[EXTENSION]
+    if state.writer is not None:
+        state.writer.close()
+
+
 def _salt(day: date) -> bytes:
     """The day's salt: made by whichever worker needs it first, then read by all (and kept here)."""
     state = _state()
@@ -177,6 +184,7 @@ def purge_salts() -> str | None:
 
 __all__ = [
     "SETTINGS",
+    "close",
     "country_of",
     "flush",
     "init_app",

@@ -64,7 +64,6 @@ from qrsvc.printing import (
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 from qrsvc.scan_counts import Counts as ScanCounts
 from qrsvc.scan_counts import ScanStats, scan_stats
-from qrsvc.scans import flush as flush_scans
 from qrsvc.transactions import savepoint, transactional, unit_of_work
 
 
@@ -115,7 +114,6 @@ __all__ = [
     "encode",
     "find_codes",
     "find_layout",
-    "flush_scans",
     "get_code",
     "given_fields",
     "html_to_pdf",

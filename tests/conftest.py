@@ -167,6 +167,7 @@ def app_config() -> dict[str, Any]:
 
 @pytest.fixture
 def app(database_url: str, tmp_path: Path, app_config: dict[str, Any]) -> Iterator[Any]:
+    from qrsvc import scans
     from qrsvc.db import upgrade
     from qrsvc.extensions import db
 
@@ -176,6 +177,7 @@ def app(database_url: str, tmp_path: Path, app_config: dict[str, Any]) -> Iterat
         _migrated.add(database_url)
     yield application
     application.extensions["qrsvc_rendering"].close()  # render processes, if a batch started them
+    scans.close(application)  # scans still buffered are written before the tables are emptied
     with application.app_context():
         db.session.remove()
         with db.engine.begin() as connection:

@@ -19,7 +19,7 @@ from integrations.crm.campaigns import get_campaign
 from integrations.crm.models import Campaign, CampaignCode, Contact
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import ScanCounts, flush_scans, now, scan_stats
+from qrsvc.toolkit import ScanCounts, now, scan_stats
 
 __all__ = ["CampaignStats", "ContactScans", "campaign_stats"]
 
@@ -63,7 +63,6 @@ def campaign_stats(owner: ApiKey, campaign_id: str, days: int | None = None) -> 
         .order_by(Contact.family_name, Contact.given_name, Contact.id)
     )
     rows = db.session.execute(query).all()
-    flush_scans()  # this worker's waiting scans count too
     stats = scan_stats([row.qr_code for row in rows], start, end)
     contacts = [
         ContactScans(row.contact_id, row.external_id, row.qr_code, row.reference, stats.per_code[row.qr_code])

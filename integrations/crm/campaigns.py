@@ -217,7 +217,7 @@ def _draw(owner: ApiKey, campaign: Campaign, contact_ids: Sequence[str]) -> set[
     utm = utm_of(campaign)
     references = [new_reference() for _ in contact_ids]
     targets = [target_url(campaign.landing_url, utm, reference) for reference in references]
-    drawn = make_dynamic_codes(owner, plan=None, targets=targets, template=CODE_OPTIONS, engine=None)
+    drawn = make_dynamic_codes(owner, targets, CODE_OPTIONS)
     moment = now()
     rows = [
         {

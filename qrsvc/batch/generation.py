@@ -114,7 +114,7 @@ def _run(
     stored = codes.store_images(
         owner,
         [image for _item, image in drawn],
-        data=[plans[item.index].target if item.dynamic else image.options.data for item, image in drawn],
+        keep=[plans[item.index].target if item.dynamic else image.options.data for item, image in drawn],
     )
     by_index = {item.index: code for (item, _image), code in zip(drawn, stored, strict=True)}
     made = [(by_index[item.index], plans[item.index]) for item, _image in drawn if item.dynamic]

@@ -26,7 +26,7 @@ class BatchItem:
     filename: str | None
     options: QrOptions | None = None
     error: ApiError | None = None
-    #: A dynamic code: `options.data` is its target until `_run` gives it a short URL.
+    #: A dynamic code: `options.data` is its target until the batch gives it a short URL.
     dynamic: bool = False
 
 

@@ -413,4 +413,5 @@ def test_a_claim_whose_lease_ran_out_is_taken_over(client, auth, app, api_key) -
     assert retry.get_json()["failed"] == 0
     again = batch(client, auth, headers={"Idempotency-Key": key}, items=items)
     assert again.headers["Idempotent-Replayed"] == "true"
+    again.close()  # its body is never read: close the spooled file now, not whenever GC finds it
     assert client.get("/v1/account/usage", headers=auth).get_json()["usage"]["codes_today"] == 2
