@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import NotFoundError
+from qrsvc.toolkit import NotFoundError, now
 
 from .models import Event, plausible_id
 
+MANAGE_SCOPE = "tickets"
 SCAN_SCOPE = "tickets:scan"
 
 
@@ -41,4 +47,25 @@ def gate_event(key: ApiKey, event_id: str | None) -> str | None:
     return event_id if event is not None and event.owner_id == key.id else None
 
 
-__all__ = ["SCAN_SCOPE", "gate_event", "get_event_for_scanner", "is_gate_key", "may_scan"]
+def scannable_events(key: ApiKey, limit: int) -> list[Event]:
+    """Events whose tickets still scan, soonest first: every event for a gate key, else the key's own.
+
+    Gate keys (`tickets:scan` by name, not through `*`) serve every event on the instance,
+    as at the scan itself.
+    """
+    closed_before = now() - timedelta(seconds=current_app.config["TICKETS_EXPIRY_GRACE"])
+    query = sa.select(Event).where(Event.ends_at > closed_before)
+    if not is_gate_key(key):
+        query = query.where(Event.owner_id == key.id)
+    return list(db.session.scalars(query.order_by(Event.starts_at, Event.id).limit(limit)))
+
+
+__all__ = [
+    "MANAGE_SCOPE",
+    "SCAN_SCOPE",
+    "gate_event",
+    "get_event_for_scanner",
+    "is_gate_key",
+    "may_scan",
+    "scannable_events",
+]

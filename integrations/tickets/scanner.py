@@ -7,19 +7,14 @@ The page is static HTML and script; everything it shows comes from the API
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
-from qrsvc.extensions import db
-from qrsvc.models import ApiKey
-from qrsvc.toolkit import current_key, integer, now, parse_query, require_key
+from qrsvc.toolkit import current_key, integer, parse_query, require_key
 
-from .models import Event
-from .service import MANAGE_SCOPE, SCAN_SCOPE
-from .views import event_json
+from .gates import MANAGE_SCOPE, SCAN_SCOPE, scannable_events
+from .shapes import event_json
 
 bp = Blueprint("tickets_scanner", __name__, static_folder="static", static_url_path="/static/tickets")
 
@@ -46,19 +41,6 @@ def _page_size_max() -> int:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventListQuery:
     limit: Annotated[int, integer(1, _page_size_max)] = 50
-
-
-def scannable_events(key: ApiKey, limit: int) -> list[Event]:
-    """Events whose tickets still scan, soonest first: every event for a gate key, else the key's own.
-
-    Gate keys (`tickets:scan` by name, not through `*`) serve every event on the instance,
-    as at the scan itself.
-    """
-    closed_before = now() - timedelta(seconds=current_app.config["TICKETS_EXPIRY_GRACE"])
-    query = sa.select(Event).where(Event.ends_at > closed_before)
-    if SCAN_SCOPE not in key.scopes:
-        query = query.where(Event.owner_id == key.id)
-    return list(db.session.scalars(query.order_by(Event.starts_at, Event.id).limit(limit)))
 
 
 @bp.get("/scan")

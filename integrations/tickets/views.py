@@ -11,9 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from qrsvc.toolkit import current_key, parse_body, parse_query, read_json_object, require_key, transactional
 
 from . import events, gates, inputs, issuance, pdf, scanlog, scanning, shapes, tokens
-from .gates import SCAN_SCOPE
-
-MANAGE_SCOPE = "tickets"
+from .gates import MANAGE_SCOPE, SCAN_SCOPE
 
 bp = Blueprint("tickets", __name__, url_prefix="/v1")
 wellknown = Blueprint("tickets_wellknown", __name__)
