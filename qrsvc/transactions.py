@@ -58,8 +58,24 @@ def transactional(view: Callable[P, Any]) -> Callable[P, Response]:
 @contextmanager
 def savepoint() -> Iterator[None]:
     """Undo only this block's writes when it raises (the exception goes on); the rest stays pending."""
+    _begin_sqlite_transaction()
     with db.session.begin_nested():
         yield
+
+
+def _begin_sqlite_transaction() -> None:
+    """Open SQLite's transaction before a SAVEPOINT, which pysqlite sends without one.
+
+    pysqlite begins a transaction only before INSERT/UPDATE/DELETE; a SAVEPOINT sent first
+    *is* the transaction, and its RELEASE commits, beyond the request's rollback. IMMEDIATE
+    takes the write lock now (waiting out the busy timeout), as the block is about to write.
+    """
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 __all__ = ["savepoint", "transactional", "unit_of_work"]

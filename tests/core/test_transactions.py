@@ -77,6 +77,13 @@ def views(app: Any) -> Any:
             pass
         return jsonify({"success": True})
 
+    @app.post("/test/savepoint-first-then-fail")
+    @transactional
+    def savepoint_first_then_fail() -> Any:
+        with savepoint():  # the first write of the request, inside a savepoint
+            create_key("inside savepoint", "pro", ["*"], PLANS)
+        raise ApiError(409, "conflict", "the view failed after its savepoint ended")
+
     @app.post("/v1/test/store-then-fail")
     @require_key("qr:write")
     @transactional
@@ -114,6 +121,12 @@ def test_a_savepoint_undoes_only_its_own_block(views: Any) -> None:
     assert views.test_client().post("/test/savepoint").status_code == 200
     assert "kept" in names(views)
     assert not {"undone", "first", "second"} & names(views)
+
+
+def test_a_savepoint_that_opens_the_transaction_is_undone_with_the_request(views: Any) -> None:
+    """pysqlite begins no transaction for SAVEPOINT, so its RELEASE would commit on SQLite."""
+    assert views.test_client().post("/test/savepoint-first-then-fail").status_code == 409
+    assert "inside savepoint" not in names(views)
 
 
 def test_a_request_whose_work_was_rolled_back_is_still_counted(views: Any, auth: dict[str, str]) -> None:
