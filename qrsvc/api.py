@@ -11,12 +11,13 @@ from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
+from qrsvc.fields import choice
 from qrsvc.http import parse_query, read_json_object, wants_json, wants_zip
 from qrsvc.images import Image, image_etag, make_image
 from qrsvc.keys import plan_of
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, choice, parse_fields, parse_options
+from qrsvc.options import Bounds, Spec, parse_fields, parse_options
 from qrsvc.pagination import PageQuery
 from qrsvc.qr import CONTENT_TYPES, FORMATS
 from qrsvc.transactions import transactional
@@ -223,4 +224,4 @@ def account_usage() -> Response:
     )
 
 
-__all__ = ["bp", "code_json", "generate_spec", "image_response", "image_url"]
+__all__ = ["bp", "code_json", "generate_spec", "image_response"]

@@ -8,7 +8,8 @@ from typing import Any
 
 from qrsvc import idempotency
 from qrsvc.errors import ApiError
-from qrsvc.options import Bounds, QrOptions, Spec, build_options, choice, parse_fields, text
+from qrsvc.fields import choice, text
+from qrsvc.options import Bounds, QrOptions, Spec, build_options, parse_fields
 
 #: `response` values: base64 images and URLs, URLs only, or a ZIP archive.
 RESPONSE_FORMS = ("json", "url", "zip")
@@ -69,7 +70,7 @@ def parse_batch(
         top, Spec(bounds=bounds, extra={"response": choice(RESPONSE_FORMS)}, ignored=frozenset())
     )
     response = str(defaults.pop("response", "zip" if zip_accepted else "json"))
-    item_spec = Spec(bounds=bounds, extra={"filename": text}, ignored=frozenset())
+    item_spec = Spec(bounds=bounds, extra={"filename": text()}, ignored=frozenset())
     items = [_parse_item(index, raw, defaults, item_spec) for index, raw in enumerate(raw_items)]
     pixels = sum(item.options.size**2 for item in items if item.options is not None)
     if max_pixels is not None and pixels > max_pixels:
