@@ -12,12 +12,13 @@ from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
 from qrsvc.extensions import limiter
+from qrsvc.fields import boolean, choice
 from qrsvc.http import parse_body, parse_query, read_json_object, wants_json, wants_zip
 from qrsvc.images import Image, image_etag, make_image
 from qrsvc.keys import plan_of
 from qrsvc.links import data_uri, image_url, images_base
 from qrsvc.models import QrCode
-from qrsvc.options import Bounds, Spec, boolean, choice, parse_fields, parse_options
+from qrsvc.options import Bounds, Spec, parse_fields, parse_options
 from qrsvc.pagination import PageQuery
 from qrsvc.qr import CONTENT_TYPES, FORMATS
 from qrsvc.transactions import transactional
@@ -34,7 +35,7 @@ def _bounds() -> Bounds:
 
 def generate_spec() -> Spec:
     """Fields of /v1/qr/generate: the QR options plus `response` and `dynamic`."""
-    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json")), "dynamic": boolean})
+    return Spec(bounds=_bounds(), extra={"response": choice(("image", "json")), "dynamic": boolean()})
 
 
 def code_json(
@@ -278,4 +279,4 @@ def account_usage() -> Response:
     )
 
 
-__all__ = ["bp", "code_json", "generate_spec", "image_response", "image_url"]
+__all__ = ["bp", "code_json", "generate_spec", "image_response"]

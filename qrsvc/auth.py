@@ -133,4 +133,4 @@ def current_key() -> ApiKey:
     return key
 
 
-__all__ = ["authenticate", "credential", "current_key", "identify_request", "plan_of", "require_key"]
+__all__ = ["authenticate", "credential", "current_key", "identify_request", "require_key"]

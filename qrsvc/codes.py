@@ -89,22 +89,18 @@ def _insert_codes() -> Any:
 
 
 def store_images(
-    owner: ApiKey,
-    images: Sequence[Image],
-    plan: Plan | None = None,
-    *,
-    keep: Sequence[str] | None = None,
+    owner: ApiKey, images: Sequence[Image], *, keep: Sequence[str] | None = None
 ) -> list[QrCode]:
     """Store one record per image (identical ones share one) and count them, in the caller's transaction.
 
     The quota is reserved once for the lot (decided in SQL, so concurrent requests cannot
-    overshoot it); a 429 `quota_exceeded` stores nothing. `plan` defaults to the owner's.
-    `keep` is the `data` each record keeps when that is not what its image encodes (a
-    dynamic code keeps its target).
+    overshoot it) against the owner's plan; a 429 `quota_exceeded` stores nothing. `keep`
+    is the `data` each record keeps when that is not what its image encodes (a dynamic
+    code keeps its target).
     """
     if not images:
         return []
-    _reserve_quota(owner, plan or plan_of(owner), len(images))
+    _reserve_quota(owner, plan_of(owner), len(images))
     now = clock.now()
     hashes = [_content_hash(image.options) for image in images]
     rows = {
@@ -216,26 +212,6 @@ def delete_code(owner: ApiKey, code_id: str) -> None:
     db.session.delete(get_code(owner, code_id))
 
 
-# -- legacy: the integrations' old calls, until they use make_code / make_codes --------------------------
-
-
-def store_codes(owner: ApiKey, plan: Plan, images: Sequence[Image], *, commit: bool = True) -> list[QrCode]:
-    """Legacy (integrations only): `store_images`, committed unless `commit=False`."""
-    stored = store_images(owner, images, plan)
-    if commit:
-        db.session.commit()
-    return stored
-
-
-def generate(
-    owner: ApiKey, plan: Plan, options: QrOptions, engine: str, *, commit: bool = True
-) -> tuple[QrCode, Image]:
-    """Legacy (integrations only): render one code and `store_codes` it."""
-    image = make_image(options, engine)
-    (code,) = store_codes(owner, plan, [image], commit=commit)
-    return code, image
-
-
 __all__ = [
     "Image",
     "ImageStream",
@@ -246,7 +222,6 @@ __all__ = [
     "delete_code",
     "find_codes",
     "find_public_code",
-    "generate",
     "get_code",
     "image_etag",
     "image_of",
@@ -258,7 +233,6 @@ __all__ = [
     "make_image",
     "new_code_id",
     "render_images",
-    "store_codes",
     "store_images",
     "stored_options",
 ]

@@ -13,7 +13,6 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from qrsvc.errors import ApiError
 from qrsvc.fields import list_fields, parse_object
-from qrsvc.links import public_url as public_url  # the integrations' old import: use qrsvc.toolkit
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)

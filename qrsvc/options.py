@@ -76,23 +76,16 @@ class QrOptions:
 #: A field parser (`qrsvc.fields.Parser`) of any result type.
 Parser = fields.Parser[Any]
 
-#: The leaf parsers of `qrsvc.fields`, as the QR parameters use them.
-text: fields.Parser[str] = fields.text()
-boolean: fields.Parser[bool] = fields.boolean()
-integer = fields.integer
-choice = fields.choice
-_invalid = fields.invalid
-
 
 def color(*, allow_transparent: bool) -> fields.Parser[Color]:
     def parse(name: str, value: object, from_query: bool) -> Color:
         if not isinstance(value, str):
-            raise _invalid(name, f"{name} must be a colour string such as #1a1a1a")
+            raise fields.invalid(name, f"{name} must be a colour string such as #1a1a1a")
         try:
             return parse_color(value, allow_transparent=allow_transparent)
         except ColorError as exc:
             extra = " or transparent" if allow_transparent else ""
-            raise _invalid(name, f"{name}: {exc}{extra}") from None
+            raise fields.invalid(name, f"{name}: {exc}{extra}") from None
 
     return parse
 
@@ -112,15 +105,15 @@ class Spec:
         if not self.qr_fields:
             return dict(self.extra)
         return {
-            "data": text,
-            "format": choice(FORMATS),
-            "size": integer(self.bounds.min_size, self.bounds.max_size),
-            "error_correction": choice(ERROR_CORRECTION_LEVELS, upper=True),
+            "data": fields.text(),
+            "format": fields.choice(FORMATS),
+            "size": fields.integer(self.bounds.min_size, self.bounds.max_size),
+            "error_correction": fields.choice(ERROR_CORRECTION_LEVELS, upper=True),
             "foreground": color(allow_transparent=False),
             "background": color(allow_transparent=True),
-            "quiet_zone": integer(0, 20),
-            "version": integer(1, 40),
-            "allow_low_contrast": boolean,
+            "quiet_zone": fields.integer(0, 20),
+            "version": fields.integer(1, 40),
+            "allow_low_contrast": fields.boolean(),
             **self.extra,
         }
 
@@ -196,12 +189,8 @@ __all__ = [
     "Parser",
     "QrOptions",
     "Spec",
-    "boolean",
     "build_options",
     "check_options",
-    "choice",
-    "integer",
     "parse_fields",
     "parse_options",
-    "text",
 ]

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, render_template, request
 
 from qrsvc import codes
-from qrsvc.options import Bounds, Spec, boolean, parse_options
+from qrsvc.fields import boolean
+from qrsvc.options import Bounds, Spec, parse_options
 from qrsvc.qr import CONTENT_TYPES, ERROR_CORRECTION_LEVELS, FORMATS, contrast_ratio
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/static/qrsvc")
@@ -78,7 +79,7 @@ def generator() -> Response:
 def preview_spec() -> Spec:
     """The QR options, plus `download` (ask the browser to save the image)."""
     bounds = Bounds(current_app.config["MIN_SIZE"], current_app.config["MAX_SIZE"])
-    return Spec(bounds=bounds, extra={"download": boolean})
+    return Spec(bounds=bounds, extra={"download": boolean()})
 
 
 @bp.get("/v1/qr/preview")

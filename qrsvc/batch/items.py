@@ -8,7 +8,8 @@ from typing import Any
 
 from qrsvc import dynamic, idempotency
 from qrsvc.errors import ApiError
-from qrsvc.options import Bounds, QrOptions, Spec, boolean, build_options, choice, parse_fields, text
+from qrsvc.fields import boolean, choice, text
+from qrsvc.options import Bounds, QrOptions, Spec, build_options, parse_fields
 
 #: `response` values: base64 images and URLs, URLs only, or a ZIP archive.
 RESPONSE_FORMS = ("json", "url", "zip")
@@ -70,11 +71,13 @@ def parse_batch(
     defaults = parse_fields(
         top,
         Spec(
-            bounds=bounds, extra={"response": choice(RESPONSE_FORMS), "dynamic": boolean}, ignored=frozenset()
+            bounds=bounds,
+            extra={"response": choice(RESPONSE_FORMS), "dynamic": boolean()},
+            ignored=frozenset(),
         ),
     )
     response = str(defaults.pop("response", "zip" if zip_accepted else "json"))
-    item_spec = Spec(bounds=bounds, extra={"filename": text, "dynamic": boolean}, ignored=frozenset())
+    item_spec = Spec(bounds=bounds, extra={"filename": text(), "dynamic": boolean()}, ignored=frozenset())
     items = [_parse_item(index, raw, defaults, item_spec) for index, raw in enumerate(raw_items)]
     pixels = sum(item.options.size**2 for item in items if item.options is not None)
     if max_pixels is not None and pixels > max_pixels:
