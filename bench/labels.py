@@ -50,10 +50,10 @@ from integrations.shop.labels.documents import (  # noqa: E402
     render_packing_label,
     render_shelf_labels,
 )
-from integrations.shop.labels.geometry import module_dots  # noqa: E402
 from integrations.shop.labels.layouts import LAYOUTS  # noqa: E402
 from integrations.shop.labels.limits import DEFAULT_LIMITS, LabelLimits, packing_cost, shelf_cost  # noqa: E402
 from qrsvc.pdf import url_fetcher  # noqa: E402
+from qrsvc.printing import module_dots  # noqa: E402
 from qrsvc.qr import Style, encode, render  # noqa: E402
 
 _GRID = jinja2.Environment(autoescape=True).from_string(

@@ -40,6 +40,7 @@ __all__ = [
     "PrintLimits",
     "SheetLayout",
     "check_cost",
+    "check_items",
     "code_pixels",
     "draw_code",
     "find_layout",
@@ -221,7 +222,8 @@ class PrintLimits:
     """Most work one PDF may take; above any of them the request is a 413 naming the setting.
 
     `noun` names what is printed (`labels`, `cards`: the 413 is `too_many_<noun>`);
-    `setting_prefix` + `NOUN` / `PAGES` / `MEGAPIXELS` are the settings that hold the bounds.
+    `setting_prefix` + `NOUN` / `PAGES` / `MEGAPIXELS` are the settings that hold the bounds;
+    `distinct` names what the different codes stand for (default: `noun`), e.g. `products`.
     """
 
     noun: str
@@ -229,6 +231,7 @@ class PrintLimits:
     items: int
     pages: int
     megapixels: float
+    distinct: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,13 +247,7 @@ class PrintCost:
 def check_cost(cost: PrintCost, limits: PrintLimits) -> None:
     """413 `too_many_<noun>`, `too_many_pages` or `too_many_pixels` naming the setting that bounds it."""
     prefix = limits.setting_prefix
-    if cost.items > limits.items:
-        raise ApiError(
-            413,
-            f"too_many_{limits.noun}",
-            f"{cost.items} {limits.noun} asked for; at most {limits.items} in one PDF "
-            f"({prefix}{limits.noun.upper()}).",
-        )
+    check_items(cost.items, limits)
     if cost.pages > limits.pages:
         raise ApiError(
             413,
@@ -265,5 +262,16 @@ def check_cost(cost: PrintCost, limits: PrintLimits) -> None:
             "too_many_pixels",
             f"{cost.detail} take up to {megapixels:.1f} megapixels of printer dots; at most "
             f"{limits.megapixels:g} in one PDF ({prefix}MEGAPIXELS): lower dpi or send "
-            f"fewer different {limits.noun} per request.",
+            f"fewer different {limits.distinct or limits.noun} per request.",
+        )
+
+
+def check_items(count: int, limits: PrintLimits) -> None:
+    """413 `too_many_<noun>` past `limits.items`: callers with copies check the total before building them."""
+    if count > limits.items:
+        raise ApiError(
+            413,
+            f"too_many_{limits.noun}",
+            f"{count} {limits.noun} asked for; at most {limits.items} in one PDF "
+            f"({limits.setting_prefix}{limits.noun.upper()}).",
         )

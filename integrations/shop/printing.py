@@ -14,10 +14,10 @@ from flask import current_app
 from integrations.shop import catalog, orders
 from integrations.shop.labels import documents
 from integrations.shop.labels.layouts import LAYOUTS
-from integrations.shop.labels.limits import LabelLimits, check_cost, packing_cost, shelf_cost
+from integrations.shop.labels.limits import LabelLimits, packing_cost, shelf_cost
 from integrations.shop.models import Order
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import invalid
+from qrsvc.toolkit import check_cost, invalid
 
 __all__ = ["SheetOptions", "label_limits", "packing_label_pdf", "shelf_labels_pdf"]
 
@@ -55,7 +55,7 @@ def shelf_labels_pdf(owner: ApiKey, skus: Sequence[tuple[str, int]], options: Sh
         start_at=options.start_at,
         dpi=options.dpi,
     )
-    check_cost(cost, limits)
+    check_cost(cost, limits.print_limits)
     return documents.render_shelf_labels(
         catalog.labels_for_products(owner, skus, max_labels=limits.labels),
         options.layout,
@@ -71,7 +71,7 @@ def shelf_labels_pdf(owner: ApiKey, skus: Sequence[tuple[str, int]], options: Sh
 def packing_label_pdf(owner: ApiKey, order_id: str, dpi: int = 203) -> tuple[Order, bytes]:
     """The owner's order and its one-page 4 × 6 in packing label."""
     limits = label_limits()
-    check_cost(packing_cost(dpi), limits)  # before the order is looked up
+    check_cost(packing_cost(dpi), limits.print_limits)  # before the order is looked up
     order = orders.get_order(owner, order_id)
     pdf = documents.render_packing_label(
         orders.packing_label_for(order), dpi=dpi, engine=current_app.config["ENGINE"], limits=limits

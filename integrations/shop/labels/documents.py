@@ -1,7 +1,8 @@
 """Label PDFs (WeasyPrint): shelf labels on the sheets of a layout, and the order's packing label.
 
-The codes are drawn on whole printer dots (`geometry`) at the places the layout gives
-(`layouts`), after the cost of the PDF has been checked against its limits (`limits`).
+The codes are drawn on whole printer dots (the toolkit's printing pieces) at the places
+the layout gives (`layouts`), after the cost of the PDF has been checked against its
+limits (`limits`).
 One fixed-size box per sheet and absolutely positioned children keep WeasyPrint's
 layout work linear and small (no flex, no grid, no page-spanning flow).
 
@@ -18,27 +19,34 @@ from pathlib import Path
 
 import jinja2
 
-from integrations.shop.labels.geometry import DrawnCode, PlacedCode, draw_code, place_code
 from integrations.shop.labels.layouts import (
     LAYOUTS,
     PACKING_CODE_MM,
     PACKING_INSET_MM,
-    find_layout,
     packing_code_area,
-    sheets,
     shelf_design,
 )
 from integrations.shop.labels.limits import (
     DEFAULT_LIMITS,
     LabelLimits,
     check_arguments,
-    check_cost,
     check_label_count,
     check_offsets,
     packing_cost,
     shelf_cost,
 )
-from qrsvc.toolkit import ApiError, html_to_pdf, resource_url
+from qrsvc.toolkit import (
+    ApiError,
+    DrawnCode,
+    PlacedCode,
+    check_cost,
+    draw_code,
+    find_layout,
+    html_to_pdf,
+    place_code,
+    resource_url,
+    sheets,
+)
 
 __all__ = [
     "FONT_FAMILY",
@@ -109,14 +117,14 @@ def render_shelf_labels(
     an out-of-range argument, 413 `too_many_labels`/`too_many_pages`/`too_many_pixels`,
     422 `code_too_small` or `data_too_long` when a code cannot be printed scannably on this label.
     """
-    sheet = find_layout(layout)
+    sheet = find_layout(LAYOUTS, layout)
     dpi = sheet.dpi if dpi is None else dpi
     check_arguments(dpi, error_correction, engine)
     if not labels:
         raise ApiError(400, "invalid_parameter", "Give at least one label.", field="labels")
     check_label_count(len(labels), limits.labels)  # before counting distinct codes in a huge list
     distinct = len({label.qr_data for label in labels})
-    check_cost(shelf_cost(layout, len(labels), distinct, start_at=start_at, dpi=dpi), limits)
+    check_cost(shelf_cost(layout, len(labels), distinct, start_at=start_at, dpi=dpi), limits.print_limits)
     check_offsets(offset_x_mm, offset_y_mm)
 
     design = shelf_design(sheet)
@@ -166,7 +174,7 @@ def render_packing_label(
 ) -> bytes:
     """A one-page 4 × 6 in PDF: order number, ship-to address, item count and the order's code."""
     check_arguments(dpi, error_correction, engine)
-    check_cost(packing_cost(dpi), limits)
+    check_cost(packing_cost(dpi), limits.print_limits)
     code = draw_code(label.qr_data, error_correction, PACKING_CODE_MM, dpi, engine)
     html = _templates.get_template("shop/labels/packing.html").render(
         layout=LAYOUTS["thermal-4x6"],

@@ -7,58 +7,38 @@ positioned absolutely from it, which keeps WeasyPrint's layout work linear and s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from qrsvc.toolkit import ApiError
+from qrsvc.toolkit import MM_PER_INCH, Box, SheetLayout
 
 __all__ = [
     "LAYOUTS",
-    "MM_PER_INCH",
     "PACKING_CODE_MM",
     "PACKING_INSET_MM",
-    "Box",
     "LabelLayout",
     "ShelfDesign",
-    "find_layout",
     "packing_code_area",
-    "sheets",
     "shelf_design",
 ]
 
-MM_PER_INCH = 25.4
 
+class LabelLayout(SheetLayout):
+    """A label sheet (or roll): the toolkit's `SheetLayout`, whose cells are the labels.
 
-@dataclass(frozen=True, slots=True)
-class LabelLayout:
-    """A label sheet (or roll) as its manufacturer's template describes it; lengths in mm.
-
-    Labels are numbered from 1 in reading order: left to right, then top to bottom.
+    Labels are numbered from 1 in reading order (the request's `start_at`); lengths in mm.
     """
 
-    name: str
-    description: str
-    page_width: float
-    page_height: float
-    columns: int
-    rows: int
-    label_width: float
-    label_height: float
-    left: float
-    top: float
-    pitch_x: float
-    pitch_y: float
-    dpi: int
+    __slots__ = ()
 
     @property
-    def per_sheet(self) -> int:
-        return self.columns * self.rows
+    def label_width(self) -> float:
+        return self.cell_width
 
-    def origin(self, position: int) -> tuple[float, float]:
-        """Top-left corner (mm from the page's top-left) of label `position` (0-based)."""
-        row, column = divmod(position, self.columns)
-        return self.left + column * self.pitch_x, self.top + row * self.pitch_y
+    @property
+    def label_height(self) -> float:
+        return self.cell_height
 
 
 def _in(inches: float) -> float:
@@ -77,8 +57,8 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
                 page_height=_in(11),
                 columns=3,
                 rows=10,
-                label_width=_in(2.625),
-                label_height=_in(1),
+                cell_width=_in(2.625),
+                cell_height=_in(1),
                 left=_in(0.1875),
                 top=_in(0.5),
                 pitch_x=_in(2.75),
@@ -92,8 +72,8 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
                 page_height=_in(11),
                 columns=2,
                 rows=5,
-                label_width=_in(4),
-                label_height=_in(2),
+                cell_width=_in(4),
+                cell_height=_in(2),
                 left=_in(0.15625),
                 top=_in(0.5),
                 pitch_x=_in(4.1875),
@@ -107,8 +87,8 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
                 page_height=297,
                 columns=3,
                 rows=7,
-                label_width=63.5,
-                label_height=38.1,
+                cell_width=63.5,
+                cell_height=38.1,
                 # (210 - 3 × 63.5 - 2 × 2.54) / 2: the sheet is symmetric.
                 left=7.21,
                 top=15.15,
@@ -123,8 +103,8 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
                 page_height=_in(6),
                 columns=1,
                 rows=1,
-                label_width=_in(4),
-                label_height=_in(6),
+                cell_width=_in(4),
+                cell_height=_in(6),
                 left=0,
                 top=0,
                 pitch_x=_in(4),
@@ -134,41 +114,6 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
         )
     }
 )
-
-
-def find_layout(name: str) -> LabelLayout:
-    """The layout called `name`; 400 `invalid_parameter` (field `layout`) naming the choices."""
-    try:
-        return LAYOUTS[name]
-    except (KeyError, TypeError):
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"Unknown layout {name!r}; use one of: {', '.join(LAYOUTS)}.",
-            field="layout",
-        ) from None
-
-
-def sheets(count: int, start: int, per_sheet: int) -> Iterator[list[int]]:
-    """The positions (0-based, on its sheet) of `count` labels from position `start`, sheet by sheet."""
-    positions: list[int] = []
-    for position in range(start, start + count):
-        positions.append(position % per_sheet)
-        if position % per_sheet == per_sheet - 1:
-            yield positions
-            positions = []
-    if positions:
-        yield positions
-
-
-@dataclass(frozen=True, slots=True)
-class Box:
-    """A rectangle in mm from the top-left corner of its label."""
-
-    x: float
-    y: float
-    width: float
-    height: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +127,9 @@ class ShelfDesign:
     price_pt: float
 
 
-def shelf_design(layout: LabelLayout) -> ShelfDesign:
+def shelf_design(layout: SheetLayout) -> ShelfDesign:
     """Where the code and the text go on one shelf label of `layout`."""
-    width, height = layout.label_width, layout.label_height
+    width, height = layout.cell_width, layout.cell_height
     if height <= width:
         # Address-style labels: the code on the left, as high as the label, text beside it.
         inset = max(1.0, height * 0.04)
@@ -222,5 +167,5 @@ def packing_code_area() -> Box:
     page = LAYOUTS["thermal-4x6"]
     inset = PACKING_INSET_MM
     return Box(
-        inset, page.label_height - inset - PACKING_CODE_MM, page.label_width - 2 * inset, PACKING_CODE_MM
+        inset, page.cell_height - inset - PACKING_CODE_MM, page.cell_width - 2 * inset, PACKING_CODE_MM
     )

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integrations.shop.labels.geometry import code_pixels
-from integrations.shop.labels.layouts import PACKING_CODE_MM, LabelLayout, find_layout, shelf_design
-from qrsvc.toolkit import ENGINES, ERROR_CORRECTION_LEVELS, ApiError
+from integrations.shop.labels.layouts import LAYOUTS, PACKING_CODE_MM, shelf_design
+from qrsvc.toolkit import (
+    ENGINES,
+    ERROR_CORRECTION_LEVELS,
+    ApiError,
+    PrintCost,
+    PrintLimits,
+    SheetLayout,
+    check_items,
+    code_pixels,
+    find_layout,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
     "DPI_RANGE",
     "MAX_LABELS",
     "MAX_OFFSET_MM",
-    "LabelCost",
     "LabelLimits",
     "check_arguments",
-    "check_cost",
     "check_dpi",
     "check_label_count",
     "check_offsets",
@@ -44,6 +51,11 @@ class LabelLimits:
     pages: int = 100
     megapixels: float = 30.0
 
+    @property
+    def print_limits(self) -> PrintLimits:
+        """These bounds for the toolkit's `check_cost`, its 413s naming the `QRSVC_LABEL_MAX_*` settings."""
+        return PrintLimits("labels", "QRSVC_LABEL_MAX_", self.labels, self.pages, self.megapixels, "products")
+
 
 DEFAULT_LIMITS = LabelLimits()
 
@@ -55,16 +67,6 @@ DPI_RANGE = (100, 1200)
 
 #: Printer calibration may shift the print by at most this much in either direction.
 MAX_OFFSET_MM = 25.0
-
-
-@dataclass(frozen=True, slots=True)
-class LabelCost:
-    """What a PDF will take: pages, labels, and at most how many printer dots its distinct codes have."""
-
-    pages: int
-    labels: int
-    pixels: int
-    detail: str
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -82,7 +84,7 @@ def check_dpi(dpi: int) -> None:
         raise _out_of_range("dpi", f"dpi must be from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
 
 
-def _check_start_at(start_at: int, sheet: LabelLayout) -> None:
+def _check_start_at(start_at: int, sheet: SheetLayout) -> None:
     if isinstance(start_at, bool) or not isinstance(start_at, int):
         raise _invalid("start_at", "start_at must be a whole number.")
     if not 1 <= start_at <= sheet.per_sheet:
@@ -109,13 +111,13 @@ def check_offsets(offset_x_mm: float, offset_y_mm: float) -> None:
 
 def shelf_cost(
     layout: str, count: int, distinct: int, *, start_at: int = 1, dpi: int | None = None
-) -> LabelCost:
+) -> PrintCost:
     """The cost of `count` shelf labels with `distinct` different codes, from the request alone.
 
     `distinct` may be an upper bound (the number of different SKUs asked for). Checks
     the layout, `dpi` and `start_at` too (400s), so callers can run it before anything else.
     """
-    sheet = find_layout(layout)
+    sheet = find_layout(LAYOUTS, layout)
     dpi = sheet.dpi if dpi is None else dpi
     check_dpi(dpi)
     _check_start_at(start_at, sheet)
@@ -124,41 +126,15 @@ def shelf_cost(
     detail = f"{count} labels, {min(distinct, count)} distinct codes, on {sheet.name} at {dpi} dpi"
     if start_at > 1:
         detail += f" from label {start_at}"
-    return LabelCost(pages, count, pixels, detail)
+    return PrintCost(pages, count, pixels, detail)
 
 
-def packing_cost(dpi: int = 203) -> LabelCost:
+def packing_cost(dpi: int = 203) -> PrintCost:
     """The cost of one packing label: one page, one code of up to (3 in × dpi)² dots."""
     check_dpi(dpi)
-    return LabelCost(1, 1, code_pixels(PACKING_CODE_MM, dpi), f"a packing label at {dpi} dpi")
-
-
-def check_cost(cost: LabelCost, limits: LabelLimits = DEFAULT_LIMITS) -> None:
-    """413 `too_many_labels`, `too_many_pages` or `too_many_pixels` naming the setting that bounds it."""
-    check_label_count(cost.labels, limits.labels)
-    if cost.pages > limits.pages:
-        raise ApiError(
-            413,
-            "too_many_pages",
-            f"{cost.detail} take {cost.pages} pages; at most {limits.pages} pages in one PDF "
-            "(QRSVC_LABEL_MAX_PAGES): send fewer labels per request.",
-        )
-    megapixels = cost.pixels / 1e6
-    if megapixels > limits.megapixels:
-        raise ApiError(
-            413,
-            "too_many_pixels",
-            f"{cost.detail} take up to {megapixels:.1f} megapixels of printer dots; at most "
-            f"{limits.megapixels:g} in one PDF (QRSVC_LABEL_MAX_MEGAPIXELS): lower dpi or send "
-            "fewer different products per request.",
-        )
+    return PrintCost(1, 1, code_pixels(PACKING_CODE_MM, dpi), f"a packing label at {dpi} dpi")
 
 
 def check_label_count(count: int, limit: int = MAX_LABELS) -> None:
     """413 `too_many_labels` past `limit`; callers with copies check the total before building them."""
-    if count > limit:
-        raise ApiError(
-            413,
-            "too_many_labels",
-            f"{count} labels asked for; at most {limit} in one PDF (QRSVC_LABEL_MAX_LABELS).",
-        )
+    check_items(count, LabelLimits(labels=limit).print_limits)

@@ -26,11 +26,11 @@ from integrations.shop.labels.documents import (
     render_packing_label,
     render_shelf_labels,
 )
-from integrations.shop.labels.geometry import module_dots
 from integrations.shop.labels.layouts import LAYOUTS
 from integrations.shop.labels.limits import DEFAULT_LIMITS, MAX_LABELS, LabelLimits
 from qrsvc.errors import ApiError
 from qrsvc.pdf import url_fetcher as LabelUrlFetcher
+from qrsvc.printing import module_dots
 from qrsvc.qr import encode
 from tests.conftest import decode_image
 
