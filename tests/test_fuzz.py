@@ -264,6 +264,8 @@ def _check(response: Any) -> str | None:
         return None
     if response.status_code >= 500:
         return f"{response.status_code} {response.get_data()[:200]!r}"
+    if not response.request.path.startswith("/v1/") and response.mimetype == "text/html":
+        return None  # pages for people (a short link's 404 or 410 page) answer in HTML
     body = response.get_json(silent=True)
     if response.mimetype != "application/json" or not isinstance(body, dict):
         return f"{response.status_code} not JSON: {response.mimetype} {response.get_data()[:120]!r}"
