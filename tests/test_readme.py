@@ -63,7 +63,7 @@ def script(blocks: list[Block], url: str, snapshots: Path) -> str:
     """One bash script: each block, then a snapshot of the files it saved."""
     lines = [
         "set -euo pipefail",
-        'curl() { command curl --fail-with-body --show-error "$@"; }',
+        'curl() { command curl --fail-with-body --silent --show-error "$@"; }',
         "_stamp=.readme-stamp",
         'touch "$_stamp"',
         "_done() {",
