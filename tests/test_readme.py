@@ -64,12 +64,15 @@ def script(blocks: list[Block], url: str, snapshots: Path) -> str:
     lines = [
         "set -euo pipefail",
         'curl() { command curl --fail-with-body --silent --show-error "$@"; }',
-        "_stamp=.readme-stamp",
-        'touch "$_stamp"',
-        "_done() {",
+        "_sums() { find . -maxdepth 1 -type f ! -name '.readme-*' -exec md5sum {} + | sort; }",
+        "_sums > .readme-sums",
+        "_done() {  # copy the files this block created or changed (by content: mtimes are coarse)",
         f'  mkdir -p {shlex.quote(str(snapshots))}/"$1"',
-        f'  find . -maxdepth 1 -type f -newer "$_stamp" ! -name "$_stamp" -exec cp -p {{}} {shlex.quote(str(snapshots))}/"$1"/ \\;',
-        '  touch "$_stamp"',
+        "  _sums > .readme-sums-new",
+        "  comm -13 .readme-sums .readme-sums-new | while read -r _sum _file; do",
+        f'    cp -p -- "$_file" {shlex.quote(str(snapshots))}/"$1"/',
+        "  done",
+        "  mv .readme-sums-new .readme-sums",
         '  echo "::readme-done $1" >&2',
         "}",
     ]
@@ -117,6 +120,14 @@ def _check_vcf(content: bytes) -> None:
     assert content.startswith(b"BEGIN:VCARD"), "not a vCard"
 
 
+def _check_json(content: bytes) -> None:
+    assert isinstance(json.loads(content), dict), "not a JSON object"
+
+
+def _check_html(content: bytes) -> None:
+    assert b"<html" in content[:500].lower(), "not an HTML page"
+
+
 def _check_csv(content: bytes) -> None:
     assert b"," in content.decode("utf-8-sig").splitlines()[0].encode(), "not a CSV"
 
@@ -132,6 +143,8 @@ CHECKS: dict[str, Callable[[bytes], None]] = {
     ".eml": _check_eml,
     ".vcf": _check_vcf,
     ".csv": _check_csv,
+    ".json": _check_json,
+    ".html": _check_html,
 }
 
 
@@ -209,6 +222,7 @@ def test_readme_runs_as_written(readme_env: dict[str, str], tmp_path: Path, serv
         timeout=600,
         check=False,
     )
+    (tmp_path / "readme.out").write_text(result.stdout + result.stderr)
     ran = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("::readme-done ")]
     started = [line for line in result.stderr.splitlines() if line.startswith("::readme-block ")]
     assert result.returncode == 0, (
