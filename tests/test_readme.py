@@ -28,7 +28,9 @@ from tests.conftest import ROOT, cli, decode, postgres_schema
 
 README = ROOT / "README.md"
 README_URL = "http://127.0.0.1:8000"
-_FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[a-z]*)[ ]*\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S)
+_FENCE = re.compile(
+    r"^(?P<indent>[ ]*)```(?P<lang>[a-z]*)[ ]*\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S
+)
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<why>[^>]+?)\s*-->\s*\Z")
 SHELL = {"sh", "bash", "console"}
 #: Tools a fresh Debian lacks, or that are macOS only; and names of the key we no longer use.
