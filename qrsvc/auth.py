@@ -35,6 +35,29 @@ def credential() -> str | None:
     return None
 
 
+#: Said when no key came at all; the other messages say what was sent instead.
+KEY_REQUIRED = "An API key is required: send Authorization: Bearer <key>."
+
+
+def missing_key_message() -> str:
+    """Why `credential()` found no key in this request, in terms of what the caller sent."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        if header[:7].lower() == "bearer " or header.strip().lower() == "bearer":
+            return "The Authorization header has no key after 'Bearer': use 'Authorization: Bearer <key>'."
+        return "The Authorization header lacks the Bearer scheme: use 'Authorization: Bearer <key>'."
+    if "X-API-Key" in request.headers:
+        return "The X-API-Key header is empty: send the key in it, or use 'Authorization: Bearer <key>'."
+    if "api_key" in request.args:
+        if request.method not in ("GET", "HEAD"):
+            return (
+                f"?api_key= is accepted on GET only (a {request.method} keeps its key out of URLs and logs): "
+                "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+            )
+        return "?api_key= is empty: put the key after it, or send 'Authorization: Bearer <key>'."
+    return KEY_REQUIRED
+
+
 def identify_request() -> None:
     """Resolve the caller once per request and give the limiter its key and limit."""
     if not request.path.startswith("/v1/"):
@@ -82,12 +105,7 @@ def authenticate(scope: str, *alternatives: str) -> ApiKey:
     if key is None:
         if g.get("qrsvc_credential"):
             raise ApiError(401, "invalid_api_key", "The API key is not valid.", headers=challenge)
-        raise ApiError(
-            401,
-            "missing_api_key",
-            "An API key is required: send Authorization: Bearer <key>.",
-            headers=challenge,
-        )
+        raise ApiError(401, "missing_api_key", missing_key_message(), headers=challenge)
     if key.revoked_at is not None:
         raise ApiError(403, "key_revoked", "This API key has been revoked.")
     if not any(key.has_scope(s) for s in (scope, *alternatives)):
