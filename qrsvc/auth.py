@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 
 from qrsvc import usage
 from qrsvc.errors import ApiError
@@ -132,9 +132,21 @@ def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
             finally:
                 _count_request()
 
+        vars(wrapped)[_SCOPES] = (scope, *alternatives)  # functools.wraps carries it to outer decorators
         return cast(F, wrapped)
 
     return decorator
+
+
+_SCOPES = "qrsvc_scopes"
+
+
+def known_scopes(app: Flask) -> list[str]:
+    """Every scope a view of `app` asks for (core and integrations), and `*` (all of them)."""
+    found = {"*"}
+    for view in app.view_functions.values():
+        found.update(vars(view).get(_SCOPES, ()))
+    return sorted(found)
 
 
 def _count_request() -> None:
@@ -151,4 +163,12 @@ def current_key() -> ApiKey:
     return key
 
 
-__all__ = ["authenticate", "credential", "current_key", "identify_request", "require_key"]
+__all__ = [
+    "authenticate",
+    "credential",
+    "current_key",
+    "identify_request",
+    "known_scopes",
+    "missing_key_message",
+    "require_key",
+]

@@ -84,9 +84,7 @@ def test_generate_reports_bad_options(tmp_path: Path) -> None:
 QRSVC = Path(sys.executable).with_name("qrsvc")  # the console script, as installed
 
 
-def qrsvc(
-    *args: str, cwd: Path, env: dict[str, str], text: bool = True
-) -> subprocess.CompletedProcess[Any]:
+def qrsvc(*args: str, cwd: Path, env: dict[str, str], text: bool = True) -> subprocess.CompletedProcess[Any]:
     """The installed `qrsvc` run from `cwd`, with `env` over a environment without QRSVC_INSTANCE_PATH."""
     base = {k: v for k, v in os.environ.items() if k != "QRSVC_INSTANCE_PATH"}
     return subprocess.run(
@@ -137,7 +135,8 @@ def test_the_instance_folder_does_not_depend_on_the_current_directory(tmp_path: 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize(
-    "command", [("keys", "list"), ("keys", "demo"), ("keys", "revoke", "abc"), ("worker", "--once"), ("serve",)]
+    "command",
+    [("keys", "list"), ("keys", "demo"), ("keys", "revoke", "abc"), ("worker", "--once"), ("serve",)],
 )
 def test_a_database_that_is_not_migrated_says_to_run_db_upgrade(
     tmp_path: Path, backend: str, command: tuple[str, ...]
@@ -194,7 +193,16 @@ def test_unknown_scopes_are_refused_with_the_valid_ones(tmp_path: Path, migrated
         assert f" {scope}" in line or f"{scope}," in line, scope
     assert "bogus" not in qrsvc("keys", "list", cwd=tmp_path, env=migrated).stdout
     accepted = qrsvc(
-        "keys", "create", "--name", "gate", "--scope", "tickets:scan", "--scope", "crm", cwd=tmp_path, env=migrated
+        "keys",
+        "create",
+        "--name",
+        "gate",
+        "--scope",
+        "tickets:scan",
+        "--scope",
+        "crm",
+        cwd=tmp_path,
+        env=migrated,
     )
     assert accepted.returncode == 0, accepted.stderr
 
