@@ -182,8 +182,13 @@ def db_upgrade(revision: str) -> None:
     from qrsvc.db import database_label, unapplied_heads, upgrade
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    from qrsvc.db import MigrationError
+
     behind = unapplied_heads(app)
-    upgrade(app, revision)
+    try:
+        upgrade(app, revision)
+    except MigrationError as exc:
+        raise click.ClickException(f"db upgrade: {exc}") from None
     done = "migrated" if behind else "already"
     click.echo(f"Database {database_label(app)} is up to date ({done}).")
 

@@ -139,5 +139,13 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
     """Bring the schema (core and every integration) up to `revision`."""
     with app.app_context(), _quiet_alembic():
         from alembic import command
+        from alembic.util import CommandError
 
-        command.upgrade(_alembic_config(app), revision)
+        try:
+            command.upgrade(_alembic_config(app), revision)
+        except CommandError as exc:
+            raise MigrationError(str(exc)) from None
+
+
+class MigrationError(Exception):
+    """Alembic refused (an unknown revision, diverging heads); the message says why."""

@@ -231,3 +231,17 @@ def test_generate_to_stdout(tmp_path: Path) -> None:
     assert not (tmp_path / "-").exists()
     svg = qrsvc("generate", "svg", "-o", "-", "--format", "svg", cwd=tmp_path, env={}, text=False)
     assert decode(svg.stdout, "svg") == ["svg"]
+
+
+@pytest.mark.parametrize("command", [("keys", "list"), ("db", "upgrade")])
+def test_an_unreachable_database_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    env = {"QRSVC_DATABASE_URL": "postgresql+psycopg://nobody:secret@127.0.0.1:9/none"}
+    line = one_line_error(qrsvc(*command, cwd=tmp_path, env=env), 1)
+    assert "database" in line and "secret" not in line
+
+
+def test_a_bad_configuration_or_revision_is_one_line(tmp_path: Path, migrated: dict[str, str]) -> None:
+    line = one_line_error(qrsvc("keys", "list", cwd=tmp_path, env={**migrated, "QRSVC_PLANS": "{"}), 1)
+    assert "QRSVC_PLANS" in line
+    line = one_line_error(qrsvc("db", "upgrade", "--revision", "nosuch", cwd=tmp_path, env=migrated), 1)
+    assert "nosuch" in line
