@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 
 from qrsvc import usage
 from qrsvc.errors import ApiError
@@ -33,6 +33,29 @@ def credential() -> str | None:
     if request.method in ("GET", "HEAD") and "api_key" in request.args:
         return request.args["api_key"].strip() or None
     return None
+
+
+#: Said when no key came at all; the other messages say what was sent instead.
+KEY_REQUIRED = "An API key is required: send Authorization: Bearer <key>."
+
+
+def missing_key_message() -> str:
+    """Why `credential()` found no key in this request, in terms of what the caller sent."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        if header[:7].lower() == "bearer " or header.strip().lower() == "bearer":
+            return "The Authorization header has no key after 'Bearer': use 'Authorization: Bearer <key>'."
+        return "The Authorization header lacks the Bearer scheme: use 'Authorization: Bearer <key>'."
+    if "X-API-Key" in request.headers:
+        return "The X-API-Key header is empty: send the key in it, or use 'Authorization: Bearer <key>'."
+    if "api_key" in request.args:
+        if request.method not in ("GET", "HEAD"):
+            return (
+                f"?api_key= is accepted on GET only (a {request.method} keeps its key out of URLs and logs): "
+                "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+            )
+        return "?api_key= is empty: put the key after it, or send 'Authorization: Bearer <key>'."
+    return KEY_REQUIRED
 
 
 def identify_request() -> None:
@@ -82,12 +105,7 @@ def authenticate(scope: str, *alternatives: str) -> ApiKey:
     if key is None:
         if g.get("qrsvc_credential"):
             raise ApiError(401, "invalid_api_key", "The API key is not valid.", headers=challenge)
-        raise ApiError(
-            401,
-            "missing_api_key",
-            "An API key is required: send Authorization: Bearer <key>.",
-            headers=challenge,
-        )
+        raise ApiError(401, "missing_api_key", missing_key_message(), headers=challenge)
     if key.revoked_at is not None:
         raise ApiError(403, "key_revoked", "This API key has been revoked.")
     if not any(key.has_scope(s) for s in (scope, *alternatives)):
@@ -114,9 +132,21 @@ def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
             finally:
                 _count_request()
 
+        vars(wrapped)[_SCOPES] = (scope, *alternatives)  # functools.wraps carries it to outer decorators
         return cast(F, wrapped)
 
     return decorator
+
+
+_SCOPES = "qrsvc_scopes"
+
+
+def known_scopes(app: Flask) -> list[str]:
+    """Every scope a view of `app` asks for (core and integrations), and `*` (all of them)."""
+    found = {"*"}
+    for view in app.view_functions.values():
+        found.update(vars(view).get(_SCOPES, ()))
+    return sorted(found)
 
 
 def _count_request() -> None:
@@ -133,4 +163,12 @@ def current_key() -> ApiKey:
     return key
 
 
-__all__ = ["authenticate", "credential", "current_key", "identify_request", "require_key"]
+__all__ = [
+    "authenticate",
+    "credential",
+    "current_key",
+    "identify_request",
+    "known_scopes",
+    "missing_key_message",
+    "require_key",
+]

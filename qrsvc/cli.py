@@ -1,17 +1,28 @@
-"""The `qrsvc` command: keys, database, servers and offline rendering."""
+"""The `qrsvc` command: keys, database, servers and offline rendering.
+
+Every error is one line on stderr: status 2 for a usage error (an unknown option, a bad
+value), 1 for anything else; `QRSVC_TRACEBACK=1` shows the traceback of an unexpected one.
+Commands that use the database refuse, in one line, to run on one `qrsvc db upgrade` has
+not brought up to date; nothing migrates behind your back.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
+import importlib.metadata
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, run_command, with_appcontext
 
 from qrsvc import config
 from qrsvc.client.cli import client as client_commands
@@ -27,24 +38,86 @@ def _create_app() -> Flask:
     return create()
 
 
+def _app() -> Flask:
+    """The app of this invocation, made once (Flask's `ScriptInfo` keeps it)."""
+    app: Flask = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    return app
+
+
+class NotMigratedError(click.ClickException):
+    """The database lacks tables or columns the code expects."""
+
+
+def require_schema() -> None:
+    """Stop, in one line, when the database is not migrated (or not there at all)."""
+    from qrsvc.db import database_label, unapplied_heads
+
+    app = _app()
+    if unapplied_heads(app):
+        raise NotMigratedError(
+            f"the database {database_label(app)} is not migrated: run `qrsvc db upgrade` first"
+        )
+
+
+def _checked(command: click.Command) -> click.Command:
+    """A copy of `command` (and of its subcommands) that first checks the schema; the original stays."""
+    if isinstance(command, click.Group):
+        group = copy.copy(command)
+        group.commands = {name: _checked(sub) for name, sub in command.commands.items()}
+        return group
+    checked = copy.copy(command)
+    callback = command.callback
+    if callback is not None:
+
+        @functools.wraps(callback)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            require_schema()
+            return callback(*args, **kwargs)
+
+        checked.callback = run
+    return checked
+
+
+def _bad_value(exc: ApiError, hints: dict[str, str] | None = None) -> click.BadParameter:
+    """An ApiError about one field, as a usage error naming the option it came from."""
+    field = exc.field or "value"
+    hint = (hints or {}).get(field, f"'--{field.replace('_', '-')}'")
+    return click.BadParameter(exc.message, param_hint=hint)
+
+
 keys = AppGroup("keys", help="Create, list and revoke API keys.")
 
 
 @keys.command("create")
 @click.option("--name", required=True, help="Who or what the key is for.")
 @click.option("--plan", default=None, help="Plan name (default: QRSVC_DEFAULT_PLAN).")
-@click.option("--scope", "scopes", multiple=True, help="Scope to grant; repeat. Default: all (*).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Scope to grant; repeat. Default: all (*). An unknown scope is refused with the valid ones.",
+)
 def keys_create(name: str, plan: str | None, scopes: tuple[str, ...]) -> None:
     """Make a key; it is printed once, alone on the last line, and only its hash is kept."""
+    from qrsvc.auth import known_scopes
     from qrsvc.keys import create_key
     from qrsvc.transactions import unit_of_work
 
-    plans = current_app.config["PLANS"]
+    plans = list(current_app.config["PLANS"])
+    plan = plan or current_app.config["DEFAULT_PLAN"]
+    if plan not in plans:
+        raise click.BadParameter(f"unknown plan {plan!r}; plans: {', '.join(plans)}", param_hint="'--plan'")
+    valid = known_scopes(current_app._get_current_object())  # type: ignore[attr-defined]
+    unknown = [scope for scope in scopes if scope not in valid]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown scope {unknown[0]!r}; scopes: {', '.join(valid)}", param_hint="'--scope'"
+        )
     try:
         with unit_of_work():
-            key, plain = create_key(name, plan or current_app.config["DEFAULT_PLAN"], scopes, list(plans))
+            key, plain = create_key(name, plan, scopes, plans)
     except ApiError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _bad_value(exc) from None
     click.echo(f"Created key {key.prefix} ({key.name}, plan {key.plan}, scopes {' '.join(key.scopes)}).")
     click.echo("Store it now: it is shown only once.", err=True)
     click.echo(plain)
@@ -105,11 +178,19 @@ database = AppGroup("db", help="Database schema.")
 @database.command("upgrade")
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Create or migrate the schema of the core and every integration."""
-    from qrsvc.db import upgrade
+    """Create or migrate the schema of the core and every integration; says so in one line."""
+    from qrsvc.db import database_label, unapplied_heads, upgrade
 
-    upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
-    click.echo("Database is up to date.")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    from qrsvc.db import MigrationError
+
+    behind = unapplied_heads(app)
+    try:
+        upgrade(app, revision)
+    except MigrationError as exc:
+        raise click.ClickException(f"db upgrade: {exc}") from None
+    done = "migrated" if behind else "already"
+    click.echo(f"Database {database_label(app)} is up to date ({done}).")
 
 
 @click.command("worker")
@@ -162,6 +243,7 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
     `sync` workers are a little faster but a slow client holds a whole worker: use them only
     behind a proxy that buffers requests (nginx). Access logs carry the path only.
     """
+    require_schema()
     if worker_class == "thread":
         model = [
             "--worker-class",
@@ -201,7 +283,13 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
 
 @click.command("generate")
 @click.argument("data")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    required=True,
+    help="The file to write; `-` writes the image to standard output.",
+)
 @click.option(
     "--format", "fmt", default=None, help="png, svg, jpeg, webp or pdf (default: from the file name)."
 )
@@ -211,7 +299,12 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
 @click.option("--background", default="#ffffff", show_default=True)
 @click.option("--quiet-zone", default=4, show_default=True, type=int)
 @click.option("--version", "min_version", default=None, type=int, help="Minimum symbol version.")
-@click.option("--engine", default=lambda: os.environ.get("QRSVC_ENGINE", "zxing"), show_default="zxing")
+@click.option(
+    "--engine",
+    type=click.Choice(["zxing", "qrcode"]),
+    default=lambda: os.environ.get("QRSVC_ENGINE", "zxing"),
+    show_default="QRSVC_ENGINE or zxing",
+)
 def generate(
     data: str,
     output: Path,
@@ -228,8 +321,9 @@ def generate(
     from qrsvc.codes import make_image
     from qrsvc.options import Spec, parse_options
 
+    to_stdout = str(output) == "-"
     if fmt is None:
-        fmt = output.suffix.lstrip(".").lower().replace("jpg", "jpeg") or "png"
+        fmt = "png" if to_stdout else output.suffix.lstrip(".").lower().replace("jpg", "jpeg") or "png"
     fields: dict[str, object] = {
         "data": data,
         "format": fmt,
@@ -245,28 +339,112 @@ def generate(
         options, _ = parse_options(fields, Spec())
         image = make_image(options, engine)
     except ApiError as exc:
-        raise click.ClickException(f"{exc.field or 'error'}: {exc.message}") from None
-    output.write_bytes(image.content)
-    click.echo(
-        f"Wrote {output} ({options.format}, version {image.symbol.version}, {len(image.content)} bytes)."
-    )
+        raise _bad_value(exc, {"data": "DATA", "version": "'--version'"}) from None
+    summary = f"({options.format}, version {image.symbol.version}, {len(image.content)} bytes)"
+    if to_stdout:
+        sys.stdout.buffer.write(image.content)
+        sys.stdout.buffer.flush()
+        click.echo(f"Wrote the image to standard output {summary}.", err=True)
+        return
+    try:
+        output.write_bytes(image.content)
+    except OSError as exc:
+        raise click.FileError(str(output), exc.strerror) from None
+    click.echo(f"Wrote {output} {summary}.")
 
 
-cli = FlaskGroup(
-    name="qrsvc",
-    create_app=_create_app,
-    add_default_commands=True,
-    add_version_option=False,
-    load_dotenv=False,
-    help="qrsvc: a self-hosted QR code service.",
-)
+class Qrsvc(click.Group):
+    """The `qrsvc` group: our commands and the integrations' (from `app.cli`), nothing of Flask's own.
+
+    Flask's `FlaskGroup` would add `--app`, `--env-file`, `routes`, `shell` and flask-limiter's
+    `limiter`; this group keeps Flask's `ScriptInfo` so `AppGroup` commands find the app.
+    """
+
+    #: Commands extensions add to `app.cli` that are not part of qrsvc.
+    HIDDEN = frozenset({"limiter", "routes", "shell"})
+    #: App commands that work on a database that is not migrated yet.
+    NO_SCHEMA = frozenset({"db"})
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        os.environ["FLASK_RUN_FROM_CLI"] = "true"  # as FlaskGroup: `app.run()` does nothing under `run`
+        extra.setdefault("obj", ScriptInfo(create_app=_create_app, load_dotenv_defaults=False))
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx)) | set(_app().cli.list_commands(ctx))
+        return sorted(names - self.HIDDEN)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.HIDDEN:
+            return None
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        app = _app()
+        ctx.with_resource(app.app_context())
+        command = app.cli.get_command(ctx, name)
+        if command is None or name in self.NO_SCHEMA:
+            return command
+        return _checked(command)
+
+
+cli = Qrsvc(name="qrsvc", help="qrsvc: a self-hosted QR code service.")
+cli = click.version_option(
+    importlib.metadata.version("qrsvc"), "--version", prog_name="qrsvc", message="%(prog)s %(version)s"
+)(cli)
 cli.add_command(serve)
+cli.add_command(_checked(run_command))
 cli.add_command(generate)
 cli.add_command(client_commands)
 
 
-def main() -> None:
-    cli.main(prog_name="qrsvc")
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Run `qrsvc`; whatever fails is said in one line on stderr, with status 2 (usage) or 1."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        status = cli.main(args=args, prog_name="qrsvc", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        status = 0
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "qrsvc"
+        click.echo(f"{where}: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
+        status = 2
+    except click.ClickException as exc:
+        click.echo(f"qrsvc: {_one_line(exc.format_message())}", err=True)
+        status = exc.exit_code
+    except click.Abort:
+        click.echo("qrsvc: interrupted", err=True)
+        status = 1
+    except config.ConfigError as exc:
+        click.echo(f"qrsvc: configuration: {_one_line(str(exc))}", err=True)
+        status = 1
+    except DBAPIError as exc:
+        if os.environ.get("QRSVC_TRACEBACK"):
+            raise
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        click.echo(f"qrsvc: database error: {first} (is the database migrated and reachable?)", err=True)
+        status = 1
+    except OSError as exc:
+        if os.environ.get("QRSVC_TRACEBACK"):
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"qrsvc: {exc.strerror or exc}{where}", err=True)
+        status = 1
+    except Exception as exc:
+        if os.environ.get("QRSVC_TRACEBACK"):
+            raise
+        message = _one_line(f"{type(exc).__name__}: {exc}")
+        click.echo(f"qrsvc: unexpected error: {message} (QRSVC_TRACEBACK=1 shows where)", err=True)
+        status = 1
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

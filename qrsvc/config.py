@@ -54,7 +54,16 @@ class Setting:
         return f"QRSVC_{self.key}"
 
     def read(self, environ: Mapping[str, str]) -> Any:
-        return self.parse(environ[self.variable]) if self.variable in environ else self.default
+        if self.variable not in environ:
+            return self.default
+        try:
+            return self.parse(environ[self.variable])
+        except ValueError as exc:
+            raise ConfigError(f"{self.variable}={environ[self.variable]!r}: {exc}") from None
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable (`qrsvc` prints it as one line)."""
 
 
 def apply_settings(
@@ -68,7 +77,11 @@ def apply_settings(
 
 
 CORE_SETTINGS = (
-    Setting("INSTANCE_PATH", "instance", doc="folder for the SQLite file and local state"),
+    Setting(
+        "INSTANCE_PATH",
+        None,
+        doc="folder for the SQLite file and local state; default $XDG_DATA_HOME/qrsvc (~/.local/share/qrsvc)",
+    ),
     Setting("DATABASE_URL", None, doc="SQLAlchemy URL; default SQLite in the instance folder"),
     Setting(
         "RATELIMIT_STORAGE_URL",
@@ -135,13 +148,27 @@ def setting(key: str, environ: Mapping[str, str] | None = None) -> Any:
     return found.read(os.environ if environ is None else environ)
 
 
+def default_instance_path(environ: Mapping[str, str]) -> Path:
+    """`$XDG_DATA_HOME/qrsvc`, or `~/.local/share/qrsvc` when it is unset or empty (XDG base directories).
+
+    Never relative to the current directory: `qrsvc` run from anywhere, `make run` and an
+    installed package all find the same keys and codes.
+    """
+    data_home = environ.get("XDG_DATA_HOME", "")
+    if data_home and Path(data_home).is_absolute():  # the spec says to ignore a relative path
+        return Path(data_home) / "qrsvc"
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "share" / "qrsvc"
+
+
 def load(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """Defaults, then the environment, then `overrides` (tests pass their own)."""
+    environ = os.environ if environ is None else environ
     config: dict[str, Any] = dict(overrides or {})
     apply_settings(config, CORE_SETTINGS, environ)
-    instance = Path(config["INSTANCE_PATH"]).resolve()
+    instance = Path(config["INSTANCE_PATH"] or default_instance_path(environ)).resolve()
     config["INSTANCE_PATH"] = str(instance)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{instance / 'qrsvc.sqlite3'}"
@@ -149,7 +176,7 @@ def load(
         # One window per key for every worker of this instance; `memory://` would be one per worker.
         config["RATELIMIT_STORAGE_URL"] = ratelimit_storage.storage_url(instance / "ratelimits.sqlite3")
     if config["ENGINE"] not in ("zxing", "qrcode"):
-        raise ValueError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
+        raise ConfigError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
     config["PLANS"] = {
         name: p
         if isinstance(p, Plan)
@@ -164,5 +191,5 @@ def load(
     if config["RENDER_PROCESSES"] is None:
         config["RENDER_PROCESSES"] = os.cpu_count() or 1
     if config["DEFAULT_PLAN"] not in config["PLANS"]:
-        raise ValueError(f"QRSVC_DEFAULT_PLAN {config['DEFAULT_PLAN']!r} is not in QRSVC_PLANS")
+        raise ConfigError(f"QRSVC_DEFAULT_PLAN {config['DEFAULT_PLAN']!r} is not in QRSVC_PLANS")
     return config

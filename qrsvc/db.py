@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from qrsvc.extensions import db
 
 if TYPE_CHECKING:
+    from alembic.config import Config
     from flask import Flask
 
 T = TypeVar("T")
@@ -79,14 +82,70 @@ def add_migrations(app: Flask, versions: Path) -> None:
     app.extensions.setdefault("qrsvc_migrations", []).append(str(versions))
 
 
-def upgrade(app: Flask, revision: str = "heads") -> None:
-    """Bring the schema (core and every integration) up to `revision`."""
-    from alembic import command
+def _alembic_config(app: Flask) -> Config:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("version_locations", " ".join(app.extensions["qrsvc_migrations"]))
     config.set_main_option("path_separator", "space")
-    with app.app_context():
-        command.upgrade(config, revision)
+    return config
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs every step at INFO (seven lines for nothing to do); `db upgrade` says one line itself."""
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def database_label(app: Flask) -> str:
+    """The database's URL as a person may see it: the password hidden."""
+    label: str = sa.engine.make_url(app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+    return label
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (`sqlite:///path`), else None."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    return None
+
+
+def unapplied_heads(app: Flask) -> list[str]:
+    """The migration heads (core and integrations) the database has not reached; [] when up to date.
+
+    A SQLite file that does not exist is not created to find out.
+    """
+    with _quiet_alembic():  # alembic logs its plugins' set-up at INFO when first imported
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        heads = set(ScriptDirectory.from_config(_alembic_config(app)).get_heads())
+        path = sqlite_file(app.config["DATABASE_URL"])
+        if path is not None and not path.exists():
+            return sorted(heads)
+        with app.app_context(), db.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    return sorted(heads - current)
+
+
+def upgrade(app: Flask, revision: str = "heads") -> None:
+    """Bring the schema (core and every integration) up to `revision`."""
+    with app.app_context(), _quiet_alembic():
+        from alembic import command
+        from alembic.util import CommandError
+
+        try:
+            command.upgrade(_alembic_config(app), revision)
+        except CommandError as exc:
+            raise MigrationError(str(exc)) from None
+
+
+class MigrationError(Exception):
+    """Alembic refused (an unknown revision, diverging heads); the message says why."""

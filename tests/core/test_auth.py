@@ -104,3 +104,26 @@ def test_public_image_cost_reads_the_parsed_size(client, auth, spelling) -> None
     other = client.get(f"/v1/qr/{code_id}.png", query_string={"size": spelling})
     assert other.status_code == 200
     assert other.headers["X-RateLimit-Remaining"] == "8"
+
+
+def test_a_key_without_bearer_is_told_to_add_it(client, api_key) -> None:
+    for header in (api_key, f"Token {api_key}", "Basic dXNlcjpwYXNz"):
+        response = client.get("/v1/qr", headers={"Authorization": header})
+        assert response.status_code == 401
+        assert response.get_json()["error"] == "missing_api_key"
+        assert "use 'Authorization: Bearer <key>'" in response.get_json()["message"]
+    response = client.get("/v1/qr", headers={"Authorization": "Bearer "})
+    assert "no key after 'Bearer'" in response.get_json()["message"]
+
+
+def test_a_query_key_on_a_post_is_told_it_works_on_get_only(client, api_key) -> None:
+    response = client.post(f"/v1/qr/generate?api_key={api_key}", json={"data": "x"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "missing_api_key"
+    message = response.get_json()["message"]
+    assert "?api_key= is accepted on GET only" in message and "Bearer" in message
+
+
+def test_no_key_at_all_says_one_is_required(client) -> None:
+    message = client.get("/v1/qr").get_json()["message"]
+    assert message == "An API key is required: send Authorization: Bearer <key>."

@@ -23,11 +23,12 @@ print(json.dumps({
 
 
 def run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter, its XDG data folder (the default instance folder's parent) in `cwd`."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("QRSVC_")}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(cwd / "data")},
         capture_output=True,
         text=True,
         timeout=120,
@@ -47,4 +48,5 @@ def test_app_app_is_still_there_for_gunicorn_built_on_first_use(tmp_path: Path) 
     done = run(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["qrsvc", "True"]
-    assert (tmp_path / "instance").is_dir()  # the app, once built, has its instance folder
+    assert (tmp_path / "data" / "qrsvc").is_dir()  # the app, once built, has its instance folder
+    assert not (tmp_path / "instance").exists()  # not one in the current directory

@@ -13,7 +13,8 @@ DATA = "https://example.com/menu?table=12"
 
 
 @pytest.fixture
-def server(database_url: str, serve: Any, tmp_path: Path) -> Any:
+def server(app: Any, database_url: str, serve: Any, tmp_path: Path) -> Any:
+    """`app` migrates the database: `qrsvc serve` refuses one that is not."""
     return serve({"QRSVC_DATABASE_URL": database_url, "QRSVC_INSTANCE_PATH": str(tmp_path / "instance")})
 
 
