@@ -114,6 +114,7 @@ def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
             finally:
                 _count_request()
 
+        wrapped.required_scopes = (scope, *alternatives)  # type: ignore[attr-defined]  # read by qrsvc.openapi
         return cast(F, wrapped)
 
     return decorator
