@@ -374,6 +374,11 @@ def _operation(
             errors.add(415)
     for status in sorted(errors):
         responses[str(status)] = _error_response(status, api=api)
+    responses["414"] = {
+        "description": "The request line is longer than the HTTP server reads (gunicorn's "
+        "`limit_request_line`, 4094 bytes): its page, before the app sees the request.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
     for status, content in described.other.items():
         responses[str(status)] = {
             "description": _ERRORS.get(status, described.summary),

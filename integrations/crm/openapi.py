@@ -62,7 +62,7 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "crm.contact_card": Operation(summary="A contact's business card, as a PDF", tag="crm", content=PDF),
     "crm.card_sheets": Operation(
-        summary="Business cards on a sheet, as a PDF", tag="crm", body=CardsIn, content=PDF, errors=(422,)
+        summary="Business cards on a sheet, as a PDF", tag="crm", body=CardsIn, content=PDF, errors=(404, 422)
     ),
     "crm.campaigns.create_campaign": Operation(
         summary="Create a campaign",
@@ -70,7 +70,7 @@ OPERATIONS: dict[str, Operation] = {
         body=CampaignIn,
         status=(201,),
         content=_CAMPAIGN,
-        errors=(409,),
+        errors=(409, 422),
     ),
     "crm.campaigns.list_campaigns": Operation(summary="Campaigns", tag="crm", query=PageQuery, content=_PAGE),
     "crm.campaigns.get_campaign": Operation(summary="A campaign", tag="crm", content=_CAMPAIGN),

@@ -63,14 +63,14 @@ OPERATIONS: dict[str, Operation] = {
         tag="shop",
         body=ShelfLabelsIn,
         content=PDF,
-        errors=(422,),
+        errors=(404, 422),
     ),
     "shop.shelf_labels_get": Operation(
         summary="Shelf labels for products, as a PDF (query string)",
         tag="shop",
         query=ShelfLabelsQuery,
         content=PDF,
-        errors=(422,),
+        errors=(404, 422),
     ),
     "shop.packing_label": Operation(
         summary="An order's packing label, as a PDF", tag="shop", query=PackingLabelQuery, content=PDF

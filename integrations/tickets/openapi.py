@@ -29,7 +29,12 @@ def _issue_body() -> dict[str, Any]:
 
 OPERATIONS: dict[str, Operation] = {
     "tickets.create_event": Operation(
-        summary="Create an event", tag="tickets", body=inputs.NewEvent, status=(201,), content=_EVENT
+        summary="Create an event",
+        tag="tickets",
+        body=inputs.NewEvent,
+        status=(201,),
+        content=_EVENT,
+        errors=(422,),
     ),
     "tickets_scanner.list_events": Operation(
         summary="Events a gate key may scan",

@@ -97,7 +97,10 @@ def text(
             raise invalid(path, f"{path} is longer than {longest} characters")
         return value
 
-    return described(parse, lambda: _bounded({"type": "string"}, maxLength=max_length))
+    allowed = r"[^\x00-\x1f\x7f-\x9f]" if not allow_controls else r"[^\x00]"
+    not_blank = "" if allow_blank else r"(?=[\s\S]*\S)"
+    pattern = f"^{not_blank}{allowed}*$"
+    return described(parse, lambda: _bounded({"type": "string"}, maxLength=max_length) | {"pattern": pattern})
 
 
 def integer(low: Bound, high: Bound) -> Parser[int]:
