@@ -407,6 +407,19 @@ def _operation(
     return operation
 
 
+#: The QR API first, people's pages and the service's own endpoints last; integrations between.
+_TAGS = ("qr", "account", "redirects")
+_LAST = ("pages", "meta")
+
+
+def _tag_order(tag: str) -> tuple[int, int, str]:
+    if tag in _TAGS:
+        return (0, _TAGS.index(tag), tag)
+    if tag in _LAST:
+        return (2, _LAST.index(tag), tag)
+    return (1, 0, tag)
+
+
 def describe(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `app`: every route whose endpoint has an `Operation`."""
     operations: Mapping[str, Operation] = app.extensions.get(_EXTENSION, {})
@@ -426,6 +439,7 @@ def describe(app: Flask) -> dict[str, Any]:
             if operation["operationId"] in seen:
                 operation["operationId"] += f".{method}." + re.sub(r"\W+", "_", path).strip("_")
             seen.add(operation["operationId"])
+    used = {operation["tags"][0] for item in paths.values() for operation in item.values()}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -435,6 +449,7 @@ def describe(app: Flask) -> dict[str, Any]:
             "Every error is `{success: false, error, message, field?}`; every `/v1` answer carries "
             "`X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`.",
         },
+        "tags": [{"name": tag} for tag in sorted(used, key=_tag_order)],
         "paths": paths,
         "components": {"schemas": _COMPONENT_SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
