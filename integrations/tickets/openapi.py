@@ -7,17 +7,58 @@ from typing import Any
 from qrsvc.toolkit import HTML, PDF, Operation, json_content, object_schema
 
 from . import inputs
+from .models import ScanResult
 from .scanner import EventListQuery
 
 _OBJECT: dict[str, Any] = {"type": "object"}
-_EVENT = json_content({"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]})
-_TICKET = json_content({"type": "object", "properties": {"id": {"type": "string"}}})
+_TIME = {"type": "string", "format": "date-time"}
+_EVENT_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "venue": {"type": ["string", "null"]},
+        "starts_at": _TIME,
+        "ends_at": _TIME,
+        "allow_reentry": {"type": "boolean"},
+    },
+    "required": ["id", "name", "starts_at", "ends_at", "allow_reentry"],
+}
+_EVENT = json_content(_EVENT_OBJECT)
+_TICKET_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event_id": {"type": "string"},
+        "holder_name": {"type": "string"},
+        "token": {"type": "string"},
+        "pdf_url": {"type": "string"},
+        "revoked_at": {"type": ["string", "null"]},
+        "replaced_by": {"type": ["string", "null"]},
+    },
+    "required": ["id", "event_id", "holder_name", "token", "pdf_url"],
+}
+_TICKET = json_content(_TICKET_OBJECT)
+_RESULT = {"enum": [str(result) for result in ScanResult]}
 _SCAN_ANSWER = json_content(
     {
         "type": "object",
-        "description": "`result` is `admitted` or the reason for refusal (`already_used`, `revoked`, "
-        "`wrong_event`, `invalid_signature`, …).",
-        "properties": {"result": {"type": "string"}},
+        "description": "`result` is `admitted` or the reason for refusal; the gate switches on it.",
+        "properties": {"admit": {"type": "boolean"}, "result": _RESULT},
+        "required": ["admit", "result"],
+    }
+)
+_ISSUED = json_content(
+    {
+        "oneOf": [
+            _TICKET_OBJECT,
+            {
+                "type": "object",
+                "properties": {"tickets": {"type": "array", "items": _TICKET_OBJECT}},
+                "required": ["tickets"],
+                "additionalProperties": False,
+            },
+        ]
     }
 )
 
@@ -60,7 +101,7 @@ OPERATIONS: dict[str, Operation] = {
         tag="tickets",
         body_schema=_issue_body,
         status=(201,),
-        content=json_content(_OBJECT),
+        content=_ISSUED,
         errors=(409, 422),
     ),
     "tickets.get_ticket": Operation(summary="A ticket and its scans", tag="tickets", content=_TICKET),
