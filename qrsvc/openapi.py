@@ -76,6 +76,12 @@ def register_operations(app: Flask, operations: Mapping[str, Operation]) -> None
     app.extensions.setdefault(_EXTENSION, {}).update(operations)
 
 
+def operations(app: Flask) -> Mapping[str, Operation]:
+    """Every registered description, by endpoint (one naming an endpoint that does not exist is a bug)."""
+    found: Mapping[str, Operation] = app.extensions.get(_EXTENSION, {})
+    return found
+
+
 # -- the error shape and the headers every /v1 answer carries -------------------------------------
 
 _RATE_LIMIT_HEADERS: dict[str, Any] = {
@@ -422,10 +428,10 @@ def _tag_order(tag: str) -> tuple[int, int, str]:
 
 def describe(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `app`: every route whose endpoint has an `Operation`."""
-    operations: Mapping[str, Operation] = app.extensions.get(_EXTENSION, {})
+    registered = operations(app)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
-        described = operations.get(rule.endpoint)
+        described = registered.get(rule.endpoint)
         if described is None:
             continue
         path, parameters = _path(rule.rule)
@@ -464,6 +470,7 @@ __all__ = [
     "Schema",
     "describe",
     "json_content",
+    "operations",
     "ref",
     "register_operations",
     "spec_schema",

@@ -11,6 +11,7 @@ from openapi_spec_validator import validate
 
 from qrsvc import fields
 from qrsvc.fields import json_schema, object_schema
+from qrsvc.openapi import operations
 
 
 def test_field_parsers_describe_themselves_as_json_schema() -> None:
@@ -96,6 +97,9 @@ def test_every_route_of_the_app_is_described_and_nothing_else(app, client) -> No
     }
     assert routes - described == set(), "routes missing from the description"
     assert described - routes == set(), "described operations that do not exist"
+    assert set(operations(app)) - set(app.view_functions) == set(), (
+        "descriptions of endpoints that do not exist"
+    )
 
 
 @pytest.mark.parametrize("app_config", [{"MAX_SIZE": 2000, "MIN_SIZE": 100}])
