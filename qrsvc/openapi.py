@@ -170,6 +170,16 @@ _COMPONENT_SCHEMAS: dict[str, Any] = {
         },
         "required": ["success", "items", "next_cursor"],
     },
+    "Page": {
+        "type": "object",
+        "description": "One page of a list, newest first; `next_cursor` fetches the next (null: no more).",
+        "properties": {
+            "success": {"const": True},
+            "items": {"type": "array", "items": {"type": "object"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+        "required": ["success", "items", "next_cursor"],
+    },
     "Batch": {
         "type": "object",
         "properties": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qrsvc.toolkit import PDF, Operation, PageQuery, json_content
+from qrsvc.toolkit import PDF, Operation, PageQuery, json_content, ref
 
 from .campaign_schemas import CampaignIn, CodesIn, ExportQuery, StatsQuery
 from .schemas import CardsIn, ContactIn, ContactPatch, ContactQuery, ImportQuery, ListQuery
@@ -14,9 +14,7 @@ _CONTACT = json_content(
     {"type": "object", "properties": {"success": {"const": True}, "id": {"type": "string"}}}
 )
 _CAMPAIGN = _CONTACT
-_PAGE = json_content(
-    {"type": "object", "properties": {"success": {"const": True}, "items": {"type": "array"}}}
-)
+_PAGE = json_content(ref("Page"))
 
 OPERATIONS: dict[str, Operation] = {
     "crm.create_contact": Operation(

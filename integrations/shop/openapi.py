@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qrsvc.toolkit import HTML, PDF, Operation, json_content
+from qrsvc.toolkit import HTML, PDF, Operation, json_content, ref
 
 from .schemas import (
     OrderIn,
@@ -19,12 +19,7 @@ from .schemas import (
 _OBJECT: dict[str, Any] = {"type": "object", "properties": {"success": {"const": True}}}
 _PRODUCT = json_content({**_OBJECT, "properties": {"success": {"const": True}, "sku": {"type": "string"}}})
 _ORDER = json_content({**_OBJECT, "properties": {"success": {"const": True}, "id": {"type": "string"}}})
-_PAGE = json_content(
-    {
-        "type": "object",
-        "properties": {"success": {"const": True}, "items": {"type": "array"}},
-    }
-)
+_PAGE = json_content(ref("Page"))
 
 OPERATIONS: dict[str, Operation] = {
     "shop.create_product": Operation(
