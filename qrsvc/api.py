@@ -38,6 +38,24 @@ def generate_spec() -> Spec:
     return Spec(bounds=_bounds(), extra={"response": choice(("image", "json")), "dynamic": boolean()})
 
 
+def scans_spec() -> Spec:
+    """Query fields of /v1/qr/{id}/scans: a time range and a grouping."""
+    return Spec(
+        extra={
+            "from": scan_counts.parse_bound,
+            "to": scan_counts.parse_bound,
+            "group": choice(tuple(scan_counts.GROUPS)),
+        },
+        qr_fields=False,
+    )
+
+
+def image_changes_spec() -> Spec:
+    """The display changes a public image URL takes (`get_image` refuses the other QR fields)."""
+    parsers = Spec(bounds=_bounds()).parsers()
+    return Spec(extra={name: parsers[name] for name in sorted(_IMAGE_CHANGES)}, qr_fields=False)
+
+
 def code_json(
     code: QrCode, image: Image | None = None, counts: scan_counts.Counts | None = None
 ) -> dict[str, Any]:
@@ -171,15 +189,7 @@ def change_code(code_id: str) -> Response:
 @require_key("qr:read")
 def code_scans(code_id: str) -> Response:
     """A dynamic code's scans over a bounded time range, per day, device, referrer, browser or country."""
-    spec = Spec(
-        extra={
-            "from": scan_counts.parse_bound,
-            "to": scan_counts.parse_bound,
-            "group": choice(tuple(scan_counts.GROUPS)),
-        },
-        qr_fields=False,
-    )
-    params = parse_fields(request.args.to_dict(), spec, from_query=True)
+    params = parse_fields(request.args.to_dict(), scans_spec(), from_query=True)
     window = scan_counts.window(
         cast("date | datetime | None", params.get("from")), cast("date | datetime | None", params.get("to"))
     )
@@ -279,4 +289,4 @@ def account_usage() -> Response:
     )
 
 
-__all__ = ["bp", "code_json", "generate_spec", "image_response"]
+__all__ = ["bp", "code_json", "generate_spec", "image_changes_spec", "image_response", "scans_spec"]

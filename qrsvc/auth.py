@@ -141,11 +141,17 @@ def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
 _SCOPES = "qrsvc_scopes"
 
 
+def required_scopes(view: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The scopes `require_key` asks of `view` (any one of them will do); None for a public view."""
+    scopes: tuple[str, ...] | None = vars(view).get(_SCOPES)
+    return scopes
+
+
 def known_scopes(app: Flask) -> list[str]:
     """Every scope a view of `app` asks for (core and integrations), and `*` (all of them)."""
     found = {"*"}
     for view in app.view_functions.values():
-        found.update(vars(view).get(_SCOPES, ()))
+        found.update(required_scopes(view) or ())
     return sorted(found)
 
 

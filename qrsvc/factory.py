@@ -11,7 +11,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from qrsvc import auth, config, db, http, images, jobs, scans, usage
+from qrsvc import auth, config, db, http, images, jobs, openapi, scans, usage
+from qrsvc.descriptions import core_operations
 from qrsvc.extensions import limiter
 from qrsvc.http import register_error_handlers
 from qrsvc.ratelimit_storage import limiter_storage_uri
@@ -85,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
     from qrsvc.pages import bp as pages_bp  # the generator page and its keyless preview
 
     app.register_blueprint(pages_bp)
+    openapi.register_operations(app, core_operations())
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -87,7 +87,15 @@ def color(*, allow_transparent: bool) -> fields.Parser[Color]:
             extra = " or transparent" if allow_transparent else ""
             raise fields.invalid(name, f"{name}: {exc}{extra}") from None
 
-    return parse
+    colours = "#rgb, #rrggbb or #rrggbbaa (the # may be left out in a query string)"
+    return fields.described(
+        parse,
+        {
+            "type": "string",
+            "description": colours + (", or transparent" if allow_transparent else ""),
+            "examples": ["#1a1a1a"],
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Pages for people: the generator at `/`, and the keyless preview route it draws with.
+"""Pages for people: the generator at `/` with the keyless preview route it draws with, and `/docs`.
 
 The preview renders through the one options parser and the one renderer, stores
 nothing, and lives under `/v1/` so the public per-address limit (with its
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from qrsvc import codes
 from qrsvc.fields import boolean
+from qrsvc.openapi import describe
 from qrsvc.options import Bounds, Spec, parse_options
 from qrsvc.qr import CONTENT_TYPES, ERROR_CORRECTION_LEVELS, FORMATS, contrast_ratio
 
@@ -99,6 +100,31 @@ def preview() -> Response:
         name = f"qr-code.{EXTENSIONS[options.format]}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+#: Swagger UI sets inline styles and draws its icons from data: URIs; scripts stay our own files.
+_DOCS_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+@bp.get("/v1/openapi.json")
+def description() -> Response:
+    return jsonify(describe(current_app))
+
+
+@bp.get("/docs")
+def reference() -> Response:
+    return secure_page(Response(render_template("pages/docs.html"), mimetype="text/html"), _DOCS_POLICY)
 
 
 __all__ = ["EXTENSIONS", "SHOWN_FORMATS", "bp", "content_security_policy", "secure_page"]

@@ -58,13 +58,19 @@ _moment = fields.iso_datetime()
 
 
 def parse_bound(name: str, value: object, from_query: bool) -> date | datetime:
-    """A day (`2027-01-31`) or an ISO 8601 time with its zone: a `fields.Parser`."""
+    """A day (`2027-01-31`) or an ISO 8601 time with its zone: a `fields.Parser` (described below)."""
     if isinstance(value, str) and len(value.strip()) == 10:
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
     return _moment(name, value, from_query)
+
+
+fields.described(
+    parse_bound,
+    {"type": "string", "description": "A day (2027-01-31) or an ISO 8601 time with its zone."},
+)
 
 
 def _midnight(day: date) -> datetime:

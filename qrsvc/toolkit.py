@@ -32,6 +32,7 @@ from qrsvc.fields import (
     nested,
     nullable,
     number,
+    object_schema,
     parse_object,
     text,
 )
@@ -39,6 +40,7 @@ from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
+from qrsvc.openapi import HTML, IMAGE_CONTENT, PDF, Operation, json_content, ref, register_operations
 from qrsvc.options import QrOptions, check_options
 from qrsvc.pagination import Page, PageQuery, paginate
 from qrsvc.pdf import html_to_pdf, resource_url
@@ -75,6 +77,10 @@ def now() -> datetime:
 
 __all__ = [
     "ENGINES",
+    "HTML",
+    "IMAGE_CONTENT",
+    "PDF",
+    "Operation",
     "ERROR_CORRECTION_LEVELS",
     "MIN_MODULE_MM",
     "MM_PER_INCH",
@@ -129,6 +135,7 @@ __all__ = [
     "iso_datetime",
     "isoformat",
     "iter_chunks",
+    "json_content",
     "list_of",
     "make_code",
     "make_codes",
@@ -139,6 +146,7 @@ __all__ = [
     "now",
     "nullable",
     "number",
+    "object_schema",
     "paginate",
     "parse_body",
     "parse_object",
@@ -146,7 +154,9 @@ __all__ = [
     "place_code",
     "public_url",
     "read_json_object",
+    "ref",
     "register_job",
+    "register_operations",
     "render",
     "require_key",
     "resource_url",

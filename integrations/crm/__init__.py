@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qrsvc.toolkit import Setting, add_migrations, apply_settings
+from qrsvc.toolkit import Setting, add_migrations, apply_settings, register_operations
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -30,10 +30,12 @@ SETTINGS = (
 
 def init_app(app: Flask) -> None:
     from integrations.crm import models  # noqa: F401 (tables on the metadata)
+    from integrations.crm.openapi import OPERATIONS
     from integrations.crm.views import bp
 
     apply_settings(app.config, SETTINGS)
     app.register_blueprint(bp)
+    register_operations(app, OPERATIONS)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from integrations.shop.labels.limits import DEFAULT_LIMITS
-from qrsvc.toolkit import Setting, add_migrations, apply_settings, register_job
+from qrsvc.toolkit import Setting, add_migrations, apply_settings, register_job, register_operations
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -47,11 +47,13 @@ def init_app(app: Flask) -> None:
     """Settings, the /v1/shop blueprint, the mail transport, the tables' migrations, `qrsvc outbox`,
     and the worker's outbox job."""
     from integrations.shop import emails, models, outbox  # noqa: F401 (models: tables on the metadata)
+    from integrations.shop.openapi import OPERATIONS
     from integrations.shop.views import bp
 
     apply_settings(app.config, SETTINGS)
     emails.init_app(app)
     app.register_blueprint(bp)
+    register_operations(app, OPERATIONS)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
     app.cli.add_command(outbox.cli)
     register_job(app, "shop.outbox", outbox.run_job, app.config["OUTBOX_INTERVAL_SECONDS"])

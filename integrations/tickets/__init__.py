@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from qrsvc.toolkit import Setting, add_migrations, apply_settings
+from qrsvc.toolkit import Setting, add_migrations, apply_settings, register_operations
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -110,6 +110,7 @@ def keys_retire(kid: str) -> None:
 
 def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (tables on the metadata)
+    from .openapi import OPERATIONS
     from .scanner import bp as scanner
     from .views import bp, wellknown
 
@@ -128,6 +129,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(wellknown)
     app.register_blueprint(scanner)
+    register_operations(app, OPERATIONS)
     app.cli.add_command(signing_keys)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
 

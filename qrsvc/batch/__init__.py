@@ -10,6 +10,8 @@ from qrsvc.batch.items import (
     RESPONSE_FORMS,
     BatchItem,
     BatchRequest,
+    defaults_spec,
+    item_spec_of,
     parse_batch,
 )
 
@@ -22,8 +24,10 @@ __all__ = [
     "BatchOutput",
     "BatchRequest",
     "Outcome",
+    "defaults_spec",
     "generate_batch",
     "item_json",
+    "item_spec_of",
     "iter_chunks",
     "parse_batch",
     "safe_stem",

@@ -39,6 +39,17 @@ class BatchRequest:
     fingerprint: str
 
 
+def defaults_spec(bounds: Bounds) -> Spec:
+    """The fields beside `items`: options every item takes unless it gives its own, and `response`."""
+    extra = {"response": choice(RESPONSE_FORMS), "dynamic": boolean()}
+    return Spec(bounds=bounds, extra=extra, ignored=frozenset())
+
+
+def item_spec_of(bounds: Bounds) -> Spec:
+    """The fields of one item: the QR options, `filename` and `dynamic`."""
+    return Spec(bounds=bounds, extra={"filename": text(), "dynamic": boolean()}, ignored=frozenset())
+
+
 def parse_batch(
     body: Mapping[str, Any],
     bounds: Bounds,
@@ -68,16 +79,9 @@ def parse_batch(
     for name in ("data", "filename"):
         if name in top:
             raise ApiError(400, "unknown_parameter", f"{name} belongs in each item, not beside items", name)
-    defaults = parse_fields(
-        top,
-        Spec(
-            bounds=bounds,
-            extra={"response": choice(RESPONSE_FORMS), "dynamic": boolean()},
-            ignored=frozenset(),
-        ),
-    )
+    defaults = parse_fields(top, defaults_spec(bounds))
     response = str(defaults.pop("response", "zip" if zip_accepted else "json"))
-    item_spec = Spec(bounds=bounds, extra={"filename": text(), "dynamic": boolean()}, ignored=frozenset())
+    item_spec = item_spec_of(bounds)
     items = [_parse_item(index, raw, defaults, item_spec) for index, raw in enumerate(raw_items)]
     pixels = sum(item.options.size**2 for item in items if item.options is not None)
     if max_pixels is not None and pixels > max_pixels:
@@ -113,4 +117,13 @@ def _parse_item(index: int, raw: object, defaults: Mapping[str, object], spec: S
     return BatchItem(index, data, filename, options=options, dynamic=is_dynamic)
 
 
-__all__ = ["MAX_FILENAME", "MAX_ITEMS_HEADER", "RESPONSE_FORMS", "BatchItem", "BatchRequest", "parse_batch"]
+__all__ = [
+    "MAX_FILENAME",
+    "MAX_ITEMS_HEADER",
+    "RESPONSE_FORMS",
+    "BatchItem",
+    "BatchRequest",
+    "defaults_spec",
+    "item_spec_of",
+    "parse_batch",
+]

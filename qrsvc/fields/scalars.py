@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from qrsvc.errors import ApiError
 
@@ -25,6 +26,33 @@ Bound = int | Callable[[], int]
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+#: What each parser accepts, as a JSON Schema made when asked for (bounds may come from configuration).
+_DESCRIPTIONS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[[], dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+P = TypeVar("P", bound=Callable[..., Any])
+
+
+def described(parser: P, schema: dict[str, Any] | Callable[[], dict[str, Any]]) -> P:
+    """`parser`, registered with the JSON Schema of what it accepts (read by the OpenAPI description)."""
+    _DESCRIPTIONS[parser] = schema if callable(schema) else (lambda: dict(schema))
+    return parser
+
+
+def json_schema(parser: Callable[..., Any]) -> dict[str, Any] | None:
+    """The JSON Schema of what `parser` accepts, or None when it does not describe itself."""
+    describe = _DESCRIPTIONS.get(parser)
+    return describe() if describe is not None else None
+
+
+def _bounded(schema: dict[str, Any], **bounds: Bound | float | None) -> dict[str, Any]:
+    for name, bound in bounds.items():
+        if bound is not None:
+            schema[name] = bound() if callable(bound) else bound
+    return schema
 
 
 def invalid(path: str, message: str) -> ApiError:
@@ -69,7 +97,11 @@ def text(
             raise invalid(path, f"{path} is longer than {longest} characters")
         return value
 
-    return parse
+    # No `pattern` for the NUL and control-character rules: Schemathesis' generators grind on them.
+    return described(
+        parse,
+        lambda: _bounded({"type": "string"}, minLength=None if allow_blank else 1, maxLength=max_length),
+    )
 
 
 def integer(low: Bound, high: Bound) -> Parser[int]:
@@ -88,7 +120,7 @@ def integer(low: Bound, high: Bound) -> Parser[int]:
             raise ApiError(400, "out_of_range", f"{path} must be between {lowest} and {highest}", field=path)
         return value
 
-    return parse
+    return described(parse, lambda: _bounded({"type": "integer"}, minimum=low, maximum=high))
 
 
 def number(low: float | None = None, high: float | None = None) -> Parser[float]:
@@ -108,7 +140,7 @@ def number(low: float | None = None, high: float | None = None) -> Parser[float]
             raise ApiError(400, "out_of_range", f"{path} must be between {low} and {high}", field=path)
         return float(value)
 
-    return parse
+    return described(parse, lambda: _bounded({"type": "number"}, minimum=low, maximum=high))
 
 
 def boolean() -> Parser[bool]:
@@ -121,7 +153,7 @@ def boolean() -> Parser[bool]:
             return value.lower() in ("true", "1")
         raise invalid(path, f"{path} must be true or false")
 
-    return parse
+    return described(parse, {"type": "boolean"})
 
 
 def choice(values: Collection[str], *, upper: bool = False) -> Parser[str]:
@@ -134,7 +166,7 @@ def choice(values: Collection[str], *, upper: bool = False) -> Parser[str]:
                 return normalised
         raise invalid(path, f"{path} must be one of: {', '.join(values)}")
 
-    return parse
+    return described(parse, lambda: {"type": "string", "enum": list(values)})
 
 
 def iso_datetime(earliest: datetime = _EARLIEST, latest: datetime = _LATEST) -> Parser[datetime]:
@@ -166,7 +198,7 @@ def iso_datetime(earliest: datetime = _EARLIEST, latest: datetime = _LATEST) -> 
             )
         return moment
 
-    return parse
+    return described(parse, {"type": "string", "format": "date-time"})
 
 
 def nullable(parser: Parser[T], *, blank: bool = False) -> Parser[T | None]:
@@ -178,7 +210,22 @@ def nullable(parser: Parser[T], *, blank: bool = False) -> Parser[T | None]:
         parsed = parser(path, value, from_query)
         return None if blank and isinstance(parsed, str) and not parsed.strip() else parsed
 
-    return parse
+    def schema() -> dict[str, Any]:
+        return or_null(json_schema(parser) or {})
+
+    return described(parse, schema)
+
+
+def or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` that also accepts `null`."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    if isinstance(kind, list):
+        return {**schema, "type": [*kind, "null"]} if "null" not in kind else schema
+    if not schema:
+        return schema
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 __all__ = [
@@ -187,10 +234,13 @@ __all__ = [
     "boolean",
     "bound_value",
     "choice",
+    "described",
     "integer",
     "invalid",
     "iso_datetime",
+    "json_schema",
     "nullable",
     "number",
+    "or_null",
     "text",
 ]

@@ -7,15 +7,17 @@ is a nested object; a field without a default is required; unknown fields are er
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import sys
+import types
 import typing
 from collections.abc import Collection, Mapping
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from qrsvc.errors import ApiError
-from qrsvc.fields.scalars import Bound, Parser, bound_value, invalid
+from qrsvc.fields.scalars import Bound, Parser, bound_value, described, invalid, json_schema
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -41,7 +43,7 @@ def nested(schema: type[S]) -> Parser[S]:
     def parse(path: str, value: object, from_query: bool) -> S:
         return parse_object(schema, value, path, from_query=from_query)
 
-    return parse
+    return described(parse, lambda: object_schema(schema))
 
 
 def list_of(
@@ -64,7 +66,15 @@ def list_of(
             raise ApiError(413, "too_many_items", f"{path} may hold at most {most} entries", field=path)
         return tuple(item(f"{path}[{index}]", entry, from_query) for index, entry in enumerate(value))
 
-    return parse
+    def schema() -> dict[str, Any]:
+        described_list: dict[str, Any] = {"type": "array", "items": json_schema(item) or {}}
+        if min_length:
+            described_list["minItems"] = min_length
+        if max_length is not None:
+            described_list["maxItems"] = bound_value(max_length)
+        return described_list
+
+    return described(parse, schema)
 
 
 def _join(path: str, name: str) -> str:
@@ -185,6 +195,67 @@ def parse_object(
     return schema(**values)
 
 
+#: JSON Schema types of the Python types a parser's annotation may name.
+_JSON_TYPES: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    type(None): {"type": "null"},
+    dt.datetime: {"type": "string", "format": "date-time"},
+    dt.date: {"type": "string", "format": "date"},
+}
+
+
+def _annotation_schema(hint: Any) -> dict[str, Any]:
+    """What a field's type says it accepts, for a parser that does not describe itself."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [_annotation_schema(arg) for arg in typing.get_args(hint) if arg is not Unset]
+        kinds = [option.get("type") for option in options]
+        if len(options) == 1:
+            return options[0]
+        if all(isinstance(kind, str) for kind in kinds) and all(len(option) == 1 for option in options):
+            return {"type": kinds}
+        return {"anyOf": options}
+    if origin in (tuple, list):
+        args = [arg for arg in typing.get_args(hint) if arg is not Ellipsis]
+        return {"type": "array", "items": _annotation_schema(args[0]) if args else {}}
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return object_schema(hint)
+    return dict(_JSON_TYPES.get(hint, {}))
+
+
+def object_schema(schema: type[Any]) -> dict[str, Any]:
+    """The JSON Schema of `schema`'s objects, made from the same parsers that read them.
+
+    A parser that does not describe itself (`qrsvc.fields.described`) is described by
+    its field's annotation; unknown fields are refused, so the object is closed.
+    """
+    compiled = _compile(schema)
+    hints = _annotations(schema)
+    properties: dict[str, Any] = {}
+    for name, parser in compiled.parsers.items():
+        found = json_schema(parser)
+        properties[name] = found if found is not None else _annotation_schema(hints[name])
+    described_object: dict[str, Any] = {"type": "object", "properties": properties}
+    if compiled.required:
+        described_object["required"] = list(compiled.required)
+    described_object["additionalProperties"] = False
+    return described_object
+
+
+def field_schemas(schema: type[Any]) -> dict[str, dict[str, Any]]:
+    """Each field's JSON Schema (query parameters are described one by one)."""
+    return dict(object_schema(schema)["properties"])
+
+
+def required_fields(schema: type[Any]) -> tuple[str, ...]:
+    return _compile(schema).required
+
+
 def list_fields(schema: type[Any]) -> frozenset[str]:
     """The fields of `schema` that a query string may repeat (`?sku=A&sku=B`)."""
     return _compile(schema).lists
@@ -204,11 +275,14 @@ def given_fields(values: object) -> dict[str, Any]:
 __all__ = [
     "UNSET",
     "Unset",
+    "field_schemas",
     "given_fields",
     "invalid_body",
     "list_fields",
     "list_of",
     "nested",
+    "object_schema",
     "parse_mapping",
     "parse_object",
+    "required_fields",
 ]
