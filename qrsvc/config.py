@@ -104,6 +104,11 @@ CORE_SETTINGS = (
     Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
     Setting(
+        "METRICS_TOKEN",
+        None,
+        doc="`/metrics` answers only `Authorization: Bearer <token>`; unset: only loopback callers",
+    ),
+    Setting(
         "THREADS", 8, int, "threads a `qrsvc serve` worker reads requests with (slow clients hold one each)"
     ),
     Setting(

@@ -9,9 +9,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 
-from qrsvc import auth, config, db, http, images, jobs, scans, usage
+from qrsvc import auth, config, db, http, images, jobs, metrics, scans, usage
 from qrsvc.extensions import limiter
 from qrsvc.http import register_error_handlers
 from qrsvc.ratelimit_storage import limiter_storage_uri
@@ -45,6 +45,7 @@ def create_app(
 
 
 def register_extensions(app: Flask) -> None:
+    metrics.init_app(app)  # first: its timer starts before, and its count ends after, every other hook
     http.init_app(app)
     db.init_app(app)
     images.init_app(app)
@@ -85,10 +86,9 @@ def register_blueprints(app: Flask) -> None:
     from qrsvc.pages import bp as pages_bp  # the generator page and its keyless preview
 
     app.register_blueprint(pages_bp)
+    from qrsvc.health import bp as health
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return jsonify({"status": "ok"})
+    app.register_blueprint(health)
 
 
 def register_commands(app: Flask) -> None:
