@@ -17,8 +17,14 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_app_context, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from werkzeug.exceptions import NotFound
 
 #: Environment variable prometheus_client reads, at import, to pick multiprocess mode.
@@ -71,7 +77,7 @@ class Metrics:
         """The text a scrape gets: every worker's values when in multiprocess mode."""
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -97,9 +97,15 @@ def test_readyz_checks_a_redis_that_answers(app, database_url: str, redis_url: s
 
 def test_metrics_count_requests_by_route_status_and_format(client, auth) -> None:
     for _ in range(3):
-        assert client.post("/v1/qr/generate", json={"data": "a", "format": "png"}, headers=auth).status_code == 200
+        assert (
+            client.post("/v1/qr/generate", json={"data": "a", "format": "png"}, headers=auth).status_code
+            == 200
+        )
     for _ in range(2):
-        assert client.post("/v1/qr/generate", json={"data": "b", "format": "svg"}, headers=auth).status_code == 200
+        assert (
+            client.post("/v1/qr/generate", json={"data": "b", "format": "svg"}, headers=auth).status_code
+            == 200
+        )
     assert client.post("/v1/qr/generate", json={"data": "c", "size": 1}, headers=auth).status_code == 400
     assert client.get("/v1/qr/qr_secret123", headers=auth).status_code == 404
     assert client.get("/nowhere/secret-path-xyz").status_code == 404
@@ -156,7 +162,9 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path, serve) -> None:
 
     def generate(i: int) -> int:
         body = {"data": f"code {i}", "size": 1024, "format": "png" if i % 2 else "svg"}
-        return requests.post(f"{server.url}/v1/qr/generate", json=body, headers=headers, timeout=60).status_code
+        return requests.post(
+            f"{server.url}/v1/qr/generate", json=body, headers=headers, timeout=60
+        ).status_code
 
     with ThreadPoolExecutor(6) as pool:
         statuses = list(pool.map(generate, range(60)))
