@@ -39,6 +39,7 @@ from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
+from qrsvc.metrics import counter as metrics_counter
 from qrsvc.options import QrOptions, check_options
 from qrsvc.pagination import Page, PageQuery, paginate
 from qrsvc.pdf import html_to_pdf, resource_url
@@ -134,6 +135,7 @@ __all__ = [
     "make_codes",
     "make_dynamic_codes",
     "make_image",
+    "metrics_counter",
     "module_dots",
     "nested",
     "now",

@@ -195,3 +195,13 @@ def test_serve_starts_with_clean_metrics(tmp_path: Path, serve, monkeypatch) -> 
     second = serve(env, workers=1)
     text = requests.get(f"{second.url}/metrics", timeout=30).text
     assert samples(text, "qrsvc_http_requests_total", route="unmatched") == 0
+
+
+def test_an_integration_counts_through_the_toolkit(app, client) -> None:
+    from qrsvc.toolkit import metrics_counter
+
+    with app.app_context():
+        scans = metrics_counter("qrsvc_test_scans", "Scans by result.", ("result",))
+    scans.labels("admitted").inc(2)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert samples(text, "qrsvc_test_scans_total", result="admitted") == 2
