@@ -205,3 +205,44 @@ def test_an_integration_counts_through_the_toolkit(app, client) -> None:
     scans.labels("admitted").inc(2)
     text = client.get("/metrics").get_data(as_text=True)
     assert samples(text, "qrsvc_test_scans_total", result="admitted") == 2
+
+
+# QRSVC_LOG_FORMAT=json
+
+
+def test_json_logs_are_one_object_a_line_without_secrets(tmp_path: Path, serve) -> None:
+    import json
+
+    env = {"QRSVC_INSTANCE_PATH": str(tmp_path / "instance"), "QRSVC_LOG_FORMAT": "json"}
+    assert cli("db", "upgrade", env=env).returncode == 0
+    key = cli("keys", "create", "--name", "j", "--plan", "pro", env=env).stdout.strip().splitlines()[-1]
+    server = serve(env, workers=1)
+    made = requests.post(
+        f"{server.url}/v1/qr/generate",
+        json={"data": "x"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert made.status_code == 200
+    in_query = requests.get(f"{server.url}/v1/qr/generate", params={"data": "y", "api_key": key}, timeout=30)
+    assert in_query.status_code == 200
+    assert requests.get(f"{server.url}/v1/nowhere", params={"api_key": key}, timeout=30).status_code == 404
+    server.stop()
+
+    text = server.log.read_text()
+    assert key not in text
+    assert key.split("_")[2] not in text  # not even the secret part
+    assert "api_key=" not in text
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    access = {r.get("request_id"): r for r in records if r.get("status") is not None}
+    line = access[made.headers["X-Request-Id"]]
+    assert line["route"] == "/v1/qr/generate"
+    assert line["method"] == "POST"
+    assert line["status"] == 200
+    assert isinstance(line["duration_ms"], int | float)
+    assert line["key_prefix"] == key.split("_")[1]
+    assert line["level"] == "INFO"
+    assert line["time"].endswith("Z") and line["time"][:2] == "20"
+    assert access[in_query.headers["X-Request-Id"]]["key_prefix"] == key.split("_")[1]
+    unknown = [r for r in access.values() if r["status"] == 404]
+    assert unknown and unknown[0]["route"] is None and unknown[0]["path"] == "/v1/nowhere"
