@@ -246,3 +246,10 @@ def test_json_logs_are_one_object_a_line_without_secrets(tmp_path: Path, serve) 
     assert access[in_query.headers["X-Request-Id"]]["key_prefix"] == key.split("_")[1]
     unknown = [r for r in access.values() if r["status"] == 404]
     assert unknown and unknown[0]["route"] is None and unknown[0]["path"] == "/v1/nowhere"
+
+
+def test_an_unknown_log_format_is_refused_by_name(tmp_path: Path) -> None:
+    from qrsvc import config
+
+    with pytest.raises(config.ConfigError, match="QRSVC_LOG_FORMAT"):
+        config.load({"INSTANCE_PATH": str(tmp_path)}, environ={"QRSVC_LOG_FORMAT": "xml"})
