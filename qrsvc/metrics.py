@@ -63,6 +63,12 @@ class Metrics:
             ["format"],
             registry=self.registry,
         )
+        self.batch_items = Histogram(
+            "qrsvc_batch_items",
+            "Items in each accepted POST /v1/qr/batch.",
+            registry=self.registry,
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+        )
         self.cache_hits = Counter(
             "qrsvc_render_cache_hits",
             "Images taken from the per-process render cache.",
@@ -117,6 +123,13 @@ def count_cache_hits(hits: int) -> None:
         metrics.cache_hits.inc(hits)
 
 
+def observe_batch(items: int) -> None:
+    """The size of a batch about to be generated."""
+    metrics = _metrics()
+    if metrics is not None:
+        metrics.batch_items.observe(items)
+
+
 def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
@@ -151,4 +164,12 @@ def _metrics_view() -> Any:
     return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ["MULTIPROC_ENV", "Metrics", "count_cache_hits", "count_rendered", "counter", "init_app"]
+__all__ = [
+    "MULTIPROC_ENV",
+    "Metrics",
+    "count_cache_hits",
+    "count_rendered",
+    "counter",
+    "init_app",
+    "observe_batch",
+]

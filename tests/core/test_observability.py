@@ -253,3 +253,13 @@ def test_an_unknown_log_format_is_refused_by_name(tmp_path: Path) -> None:
 
     with pytest.raises(config.ConfigError, match="QRSVC_LOG_FORMAT"):
         config.load({"INSTANCE_PATH": str(tmp_path)}, environ={"QRSVC_LOG_FORMAT": "xml"})
+
+
+def test_metrics_observe_batch_sizes(client, auth) -> None:
+    for size in (3, 20):
+        body = {"items": [{"data": f"{size}-{i}"} for i in range(size)], "response": "url"}
+        assert client.post("/v1/qr/batch", json=body, headers=auth).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    assert samples(text, "qrsvc_batch_items_count") == 2
+    assert samples(text, "qrsvc_batch_items_sum") == 23
+    assert samples(text, "qrsvc_batch_items_bucket", le="10.0") == 1
