@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qrsvc import batch, codes, dynamic, idempotency, scan_counts, scans, usage
+from qrsvc import batch, codes, dynamic, idempotency, metrics, scan_counts, scans, usage
 from qrsvc.auth import current_key, require_key
 from qrsvc.clock import isoformat
 from qrsvc.errors import ApiError
@@ -137,6 +137,7 @@ def generate_batch() -> Response:
         max_pixels=config["BATCH_MAX_PIXELS"],
         zip_accepted=wants_zip(),
     )
+    metrics.observe_batch(len(wanted.items))
     images = images_base()  # once, not once an item
     output = batch.generate_batch(
         current_key(),

@@ -244,6 +244,7 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
     behind a proxy that buffers requests (nginx). Access logs carry the path only.
     """
     require_schema()
+    _prepare_metrics(port)
     if worker_class == "thread":
         model = [
             "--worker-class",
@@ -276,9 +277,27 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
         "-",
         "--logger-class",
         "qrsvc.serving.AccessLogger",
+        "--config",
+        "python:qrsvc.gunicorn_config",
         os.environ.get("QRSVC_WSGI_APP", "app:create()"),  # gunicorn calls the factory in each worker
     ]
     os.execv(sys.executable, arguments)  # noqa: S606 (fixed argv, no shell)
+
+
+def _prepare_metrics(port: int) -> None:
+    """Give the workers a multiprocess metrics folder, emptied of a previous run's values.
+
+    `$PROMETHEUS_MULTIPROC_DIR` when set, else `metrics/<port>` in the instance folder:
+    each server on a machine gets its own, so two of them never add up each other's counts.
+    """
+    from qrsvc.metrics import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    folder = Path(given) if given else Path(_app().instance_path) / "metrics" / str(port)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
 
 
 @click.command("generate")

@@ -103,6 +103,12 @@ CORE_SETTINGS = (
     Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
     Setting("PAGE_SIZE_MAX", 100, int, "most records one page of a list returns"),
     Setting("LOG_LEVEL", "INFO", doc="logging level"),
+    Setting("LOG_FORMAT", "plain", doc="plain (one line of text a record) or json (one JSON object a line)"),
+    Setting(
+        "METRICS_TOKEN",
+        None,
+        doc="`/metrics` answers only `Authorization: Bearer <token>`; unset: only loopback callers",
+    ),
     Setting(
         "THREADS", 8, int, "threads a `qrsvc serve` worker reads requests with (slow clients hold one each)"
     ),
@@ -175,6 +181,8 @@ def load(
     if not config["RATELIMIT_STORAGE_URL"]:
         # One window per key for every worker of this instance; `memory://` would be one per worker.
         config["RATELIMIT_STORAGE_URL"] = ratelimit_storage.storage_url(instance / "ratelimits.sqlite3")
+    if config["LOG_FORMAT"] not in ("plain", "json"):
+        raise ConfigError(f"QRSVC_LOG_FORMAT must be 'plain' or 'json', not {config['LOG_FORMAT']!r}")
     if config["ENGINE"] not in ("zxing", "qrcode"):
         raise ConfigError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
     config["PLANS"] = {

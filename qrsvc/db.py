@@ -126,7 +126,11 @@ def unapplied_heads(app: Flask) -> list[str]:
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
-        heads = set(ScriptDirectory.from_config(_alembic_config(app)).get_heads())
+        heads = app.extensions.get("qrsvc_heads")
+        if heads is None:  # the scripts do not change while the process runs; `/readyz` asks often
+            heads = app.extensions["qrsvc_heads"] = frozenset(
+                ScriptDirectory.from_config(_alembic_config(app)).get_heads()
+            )
         path = sqlite_file(app.config["DATABASE_URL"])
         if path is not None and not path.exists():
             return sorted(heads)

@@ -9,9 +9,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 
-from qrsvc import auth, config, db, http, images, jobs, openapi, scans, usage
+from qrsvc import auth, config, db, http, images, jobs, metrics, openapi, scans, usage
 from qrsvc.descriptions import core_operations
 from qrsvc.extensions import limiter
 from qrsvc.http import register_error_handlers
@@ -46,6 +46,7 @@ def create_app(
 
 
 def register_extensions(app: Flask) -> None:
+    metrics.init_app(app)  # first: its timer starts before, and its count ends after, every other hook
     http.init_app(app)
     db.init_app(app)
     images.init_app(app)
@@ -87,10 +88,9 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(pages_bp)
     openapi.register_operations(app, core_operations())
+    from qrsvc.health import bp as health
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return jsonify({"status": "ok"})
+    app.register_blueprint(health)
 
 
 def register_commands(app: Flask) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, jsonify, request
@@ -104,6 +106,27 @@ class SafeFormatter(logging.Formatter):
         return "\n".join([first, *(f"  | {escape_controls(redact(line))}" for line in rest)])
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (`QRSVC_LOG_FORMAT=json`): time, level, logger, request id, message.
+
+    A record's `fields` (the access log's route, status, duration, key prefix …) are merged
+    in. The message and any traceback are redacted first; JSON escapes control characters.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", None),
+            "message": redact(record.getMessage()),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
 def make_logs_safe(logger: logging.Logger) -> None:
     """Give every handler of `logger` a `SafeFormatter` around its own (gunicorn's loggers use this)."""
     for handler in logger.handlers:
@@ -130,6 +153,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _add_request_id(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        # For gunicorn's access log, which sees the environ but not the app: the rule and key prefix.
+        request.environ["qrsvc.route"] = request.url_rule.rule if request.url_rule is not None else None
+        key = g.get("qrsvc_key")
+        request.environ["qrsvc.key_prefix"] = getattr(key, "prefix", None)
         return response
 
     root = logging.getLogger()
@@ -138,7 +165,9 @@ def init_app(app: Flask) -> None:
         handler.qrsvc = True  # type: ignore[attr-defined]
         handler.addFilter(_RequestContextFilter())
         handler.setFormatter(
-            SafeFormatter(
+            JsonFormatter()
+            if app.config["LOG_FORMAT"] == "json"
+            else SafeFormatter(
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
             )
         )
@@ -192,6 +221,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 __all__ = [
+    "JsonFormatter",
     "SafeFormatter",
     "escape_controls",
     "make_logs_safe",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app, has_app_context
 
+from qrsvc import metrics
 from qrsvc.errors import ApiError
 from qrsvc.options import QrOptions
 from qrsvc.qr import Symbol
@@ -169,7 +170,12 @@ class ImageStream:
             results[i] = image
             if rendering is not None:
                 rendering.cache.put(keys[i], (image.symbol, image.content), _cost(image))
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        for result in done:
+            if isinstance(result, Image):
+                metrics.count_rendered(result.options.format)
+        metrics.count_cache_hits(len(options) - len(missing))
+        return done
 
 
 def _cost(image: Image) -> int:

@@ -13,7 +13,8 @@ from gunicorn import glogging
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.workers import gthread
 
-from qrsvc.http import make_logs_safe, wsgi_text
+from qrsvc.config import setting
+from qrsvc.http import JsonFormatter, make_logs_safe, wsgi_text
 
 
 def _half_close(sock: socket.socket, timeout: float = 2.0, max_drain: int = 65536) -> None:
@@ -138,8 +139,13 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        make_logs_safe(self.error_log)
-        make_logs_safe(self.access_log)
+        self.json = setting("LOG_FORMAT") == "json"
+        for logger in (self.error_log, self.access_log):
+            if self.json:
+                for handler in logger.handlers:
+                    handler.setFormatter(JsonFormatter())
+            else:
+                make_logs_safe(logger)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not self.access_log_enabled:
@@ -147,6 +153,23 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), "-")
         path = environ.get("PATH_INFO", "-")
+        duration_ms = request_time.seconds * 1000 + request_time.microseconds // 1000
+        if self.json:
+            fields = {
+                "request_id": None if request_id == "-" else request_id,
+                "method": wsgi_text(environ.get("REQUEST_METHOD", "-")),
+                "path": wsgi_text(path),
+                "route": environ.get("qrsvc.route"),
+                "status": int(status) if str(status).isdigit() else status,
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": duration_ms,
+                "key_prefix": environ.get("qrsvc.key_prefix"),
+                "pid": os.getpid(),
+            }
+            if path[:3] not in _UNLOGGED_CLIENTS:
+                fields["client"] = environ.get("REMOTE_ADDR")
+            self.access_log.info("request", extra={"fields": fields})
+            return
         self.access_log.info(
             '%s "%s %s" %s %s %dms %s <%d>',
             "-" if path[:3] in _UNLOGGED_CLIENTS else environ.get("REMOTE_ADDR", "-"),
@@ -154,7 +177,7 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
             wsgi_text(path),
             status,
             getattr(resp, "sent", None) or "-",
-            request_time.seconds * 1000 + request_time.microseconds // 1000,
+            duration_ms,
             request_id,
             os.getpid(),
         )

@@ -40,6 +40,7 @@ from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
 from qrsvc.links import data_uri, image_url, images_base, public_url
+from qrsvc.metrics import counter as metrics_counter
 from qrsvc.openapi import HTML, IMAGE_CONTENT, PDF, Operation, json_content, ref, register_operations
 from qrsvc.options import QrOptions, check_options
 from qrsvc.pagination import Page, PageQuery, paginate
@@ -141,6 +142,7 @@ __all__ = [
     "make_codes",
     "make_dynamic_codes",
     "make_image",
+    "metrics_counter",
     "module_dots",
     "nested",
     "now",
