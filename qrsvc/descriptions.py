@@ -18,6 +18,14 @@ _IMAGE_HEADERS: dict[str, Any] = {
 
 def core_operations() -> dict[str, Operation]:
     """The core's endpoints, by endpoint name."""
+    readiness = {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["ready", "not_ready"]},
+            "reason": {"type": "string"},
+            "checks": {"type": "object"},
+        },
+    }
 
     def batch_body() -> dict[str, Any]:
         bounds = api._bounds()
@@ -118,10 +126,22 @@ def core_operations() -> dict[str, Operation]:
             headers={"Location": {"schema": {"type": "string"}, "required": True}},
             other={404: HTML, 410: HTML},
         ),
-        "healthz": Operation(
+        "health.healthz": Operation(
             summary="The process is up",
             tag="meta",
             content=json_content({"type": "object", "properties": {"status": {"const": "ok"}}}),
+        ),
+        "health.readyz": Operation(
+            summary="Ready for traffic: the database answers at the migration heads (and Redis, when used)",
+            tag="meta",
+            content=json_content(readiness),
+            other={503: json_content(readiness)},
+        ),
+        "metrics": Operation(
+            summary="Prometheus metrics (QRSVC_METRICS_TOKEN as Bearer, or loopback only); 404 to others",
+            tag="meta",
+            content={"text/plain": {"type": "string"}},
+            errors=(404,),
         ),
     }
 
