@@ -246,6 +246,7 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log_file.close()
                 raise RuntimeError(f"server exited: {log.read_text()}")
             try:
                 if requests.get(f"{self.url}/healthz", timeout=5).ok:

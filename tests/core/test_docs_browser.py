@@ -8,8 +8,13 @@ from typing import Any
 from tests.browser import chromium, keep_screenshot
 
 
-def test_docs_page_draws_the_description_with_only_local_requests(serve: Any, tmp_path: Path) -> None:
-    server = serve({"QRSVC_INSTANCE_PATH": str(tmp_path / "instance")}, workers=1)
+def test_docs_page_draws_the_description_with_only_local_requests(
+    app: Any, database_url: str, serve: Any, tmp_path: Path
+) -> None:
+    # `app` migrates the database: `qrsvc serve` refuses one that is not.
+    server = serve(
+        {"QRSVC_DATABASE_URL": database_url, "QRSVC_INSTANCE_PATH": str(tmp_path / "instance")}, workers=1
+    )
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
