@@ -32,6 +32,7 @@ __all__ = [
     "MIN_MODULE_MM",
     "MM_PER_INCH",
     "QUIET_ZONE",
+    "inches",
     "Box",
     "CodeTooSmallError",
     "DrawnCode",
@@ -50,6 +51,12 @@ __all__ = [
 ]
 
 MM_PER_INCH = 25.4
+
+
+def inches(value: float) -> float:
+    """Millimetres from inches: sheet catalogues are published in inches, drawn in millimetres."""
+    return value * MM_PER_INCH
+
 
 #: Smallest module that phone cameras and handheld scanners read reliably off paper.
 MIN_MODULE_MM = 0.33

@@ -23,7 +23,6 @@ from qrsvc.extensions import db
 from qrsvc.models import ApiKey
 from qrsvc.toolkit import (
     MIN_MODULE_MM,
-    MM_PER_INCH,
     ApiError,
     Box,
     DrawnCode,
@@ -37,6 +36,7 @@ from qrsvc.toolkit import (
     draw_code,
     find_layout,
     html_to_pdf,
+    inches,
     place_code,
     resource_url,
     sheets,
@@ -65,24 +65,20 @@ _INSET_MM = 4.0
 FONT_FAMILY = "DejaVu Sans"
 
 
-def _in(inches: float) -> float:
-    return inches * MM_PER_INCH
-
-
 #: A single card on a page of its own size.
 CARD = SheetLayout(
     name="card",
     description="One 3½ × 2 in business card",
-    page_width=_in(3.5),
-    page_height=_in(2),
+    page_width=inches(3.5),
+    page_height=inches(2),
     columns=1,
     rows=1,
-    cell_width=_in(3.5),
-    cell_height=_in(2),
+    cell_width=inches(3.5),
+    cell_height=inches(2),
     left=0,
     top=0,
-    pitch_x=_in(3.5),
-    pitch_y=_in(2),
+    pitch_x=inches(3.5),
+    pitch_y=inches(2),
     dpi=DPI,
 )
 
@@ -94,16 +90,16 @@ LAYOUTS: Mapping[str, SheetLayout] = MappingProxyType(
             SheetLayout(
                 name="avery-5371",
                 description="Avery 5371 business cards: Letter, 2 × 5 cards of 3½ × 2 in",
-                page_width=_in(8.5),
-                page_height=_in(11),
+                page_width=inches(8.5),
+                page_height=inches(11),
                 columns=2,
                 rows=5,
-                cell_width=_in(3.5),
-                cell_height=_in(2),
-                left=_in(0.75),
-                top=_in(0.5),
-                pitch_x=_in(3.5),
-                pitch_y=_in(2),
+                cell_width=inches(3.5),
+                cell_height=inches(2),
+                left=inches(0.75),
+                top=inches(0.5),
+                pitch_x=inches(3.5),
+                pitch_y=inches(2),
                 dpi=DPI,
             ),
             SheetLayout(

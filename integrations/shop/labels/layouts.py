@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from qrsvc.toolkit import MM_PER_INCH, Box, SheetLayout
+from qrsvc.toolkit import MM_PER_INCH, Box, SheetLayout, inches
 
 __all__ = [
     "LAYOUTS",
@@ -41,10 +41,6 @@ class LabelLayout(SheetLayout):
         return self.cell_height
 
 
-def _in(inches: float) -> float:
-    return inches * MM_PER_INCH
-
-
 #: Geometry from the manufacturers' templates; the README's label section lists the sources.
 LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
     {
@@ -53,31 +49,31 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
             LabelLayout(
                 name="avery-5160",
                 description="Avery 5160 address labels: Letter, 3 × 10, 2⅝ × 1 in",
-                page_width=_in(8.5),
-                page_height=_in(11),
+                page_width=inches(8.5),
+                page_height=inches(11),
                 columns=3,
                 rows=10,
-                cell_width=_in(2.625),
-                cell_height=_in(1),
-                left=_in(0.1875),
-                top=_in(0.5),
-                pitch_x=_in(2.75),
-                pitch_y=_in(1),
+                cell_width=inches(2.625),
+                cell_height=inches(1),
+                left=inches(0.1875),
+                top=inches(0.5),
+                pitch_x=inches(2.75),
+                pitch_y=inches(1),
                 dpi=300,
             ),
             LabelLayout(
                 name="avery-5163",
                 description="Avery 5163 shipping labels: Letter, 2 × 5, 4 × 2 in",
-                page_width=_in(8.5),
-                page_height=_in(11),
+                page_width=inches(8.5),
+                page_height=inches(11),
                 columns=2,
                 rows=5,
-                cell_width=_in(4),
-                cell_height=_in(2),
-                left=_in(0.15625),
-                top=_in(0.5),
-                pitch_x=_in(4.1875),
-                pitch_y=_in(2),
+                cell_width=inches(4),
+                cell_height=inches(2),
+                left=inches(0.15625),
+                top=inches(0.5),
+                pitch_x=inches(4.1875),
+                pitch_y=inches(2),
                 dpi=300,
             ),
             LabelLayout(
@@ -99,16 +95,16 @@ LAYOUTS: Mapping[str, LabelLayout] = MappingProxyType(
             LabelLayout(
                 name="thermal-4x6",
                 description="Thermal printer roll: one 4 × 6 in label per page",
-                page_width=_in(4),
-                page_height=_in(6),
+                page_width=inches(4),
+                page_height=inches(6),
                 columns=1,
                 rows=1,
-                cell_width=_in(4),
-                cell_height=_in(6),
+                cell_width=inches(4),
+                cell_height=inches(6),
                 left=0,
                 top=0,
-                pitch_x=_in(4),
-                pitch_y=_in(6),
+                pitch_x=inches(4),
+                pitch_y=inches(6),
                 dpi=203,
             ),
         )
