@@ -280,6 +280,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+        # Captured output: pytest shows it only when the test failed, which is when it is wanted.
+        print(f"--- {server.log.name} (tail) ---\n{server.log.read_text(errors='replace')[-8000:]}")
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
