@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from qrsvc.extensions import db
+from qrsvc.sqlite_wal import ensure_wal
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -29,8 +30,8 @@ def engine_options(url: str) -> dict[str, Any]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    ensure_wal(dbapi_connection)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -30,6 +30,8 @@ from typing import Any
 
 from limits.storage import MovingWindowSupport, RedisStorage, Storage
 
+from qrsvc.sqlite_wal import ensure_wal
+
 SCHEME = "qrsvc+sqlite"
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 
@@ -108,12 +110,12 @@ class _ThreadState:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.pid = os.getpid()
-        self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=OFF")  # counts may be lost with the machine, no more
         self.lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.connection.execute("PRAGMA synchronous=OFF")  # counts may be lost with the machine, no more
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         try:
+            ensure_wal(self.connection)
             if self.connection.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
                 self.connection.executescript(f"{_SCHEMA}PRAGMA user_version = {_SCHEMA_VERSION};")
         finally:
@@ -124,7 +126,8 @@ class _ThreadState:
     ) -> None:
         # The functions are bound at definition: at interpreter exit `os` may already be gone.
         if self.pid == _getpid():  # never close a parent's connection in a forked child
-            self.connection.close()
+            if (connection := vars(self).get("connection")) is not None:  # None: __init__ failed first
+                connection.close()
             _close(self.lock)
 
 

@@ -212,3 +212,35 @@ def test_the_default_storage_is_a_moving_window_shared_by_processes(tmp_path) ->
     assert one.hit(limit, "k", cost=5)
     assert first.incr("counter", 10) == 1 and second.incr("counter", 10, amount=2) == 3
     assert first.get("counter") == 3 and first.check()
+
+
+def test_a_worker_waits_for_another_turning_a_new_limits_file_to_wal(tmp_path) -> None:
+    """Workers whose first requests arrive at once all set up the new file; none fails with "locked".
+
+    Turning a file to WAL needs it to itself, and SQLite answers "database is locked" at once,
+    without waiting its busy timeout, while another connection holds it (here: for 0.3 s).
+    """
+    import sqlite3
+    import threading
+
+    from limits import RateLimitItemPerMinute
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    from qrsvc.ratelimit_storage import storage_url
+
+    path = tmp_path / "ratelimits.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO elsewhere VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        limiter = MovingWindowRateLimiter(storage_from_string(storage_url(path)))
+        assert limiter.hit(RateLimitItemPerMinute(100), "k")
+    finally:
+        release.join()
+        other.close()
+    assert limiter.get_window_stats(RateLimitItemPerMinute(100), "k").remaining == 99
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
