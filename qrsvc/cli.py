@@ -12,6 +12,7 @@ import copy
 import functools
 import importlib
 import importlib.metadata
+import logging
 import os
 import signal
 import sys
@@ -211,9 +212,11 @@ def worker(once: bool) -> None:
         return
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
-    click.echo(f"worker started (pid {os.getpid()}): {names}", err=True)
+    # Through logging, so that QRSVC_LOG_FORMAT=json makes these JSON lines too.
+    log = logging.getLogger("qrsvc.worker")
+    log.info("worker started (pid %d): %s", os.getpid(), names, extra={"fields": {"outcome": "started"}})
     loop.run_forever()
-    click.echo("worker stopped", err=True)
+    log.info("worker stopped", extra={"fields": {"outcome": "stopped"}})
 
 
 app_commands = (keys, database, worker)
