@@ -54,6 +54,7 @@ __all__ = [
     "STATUSES",
     "Claim",
     "DrainResult",
+    "Outgoing",
     "claim",
     "claim_due",
     "cli",
@@ -244,7 +245,25 @@ def claim(message_id: int, *, ignore_backoff: bool = False) -> OutboxMessage | N
     return db.session.get(OutboxMessage, message_id, populate_existing=True)
 
 
-def _renew(found: Claim) -> OutboxMessage | None:
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What a send needs, read while the claim is taken: no transaction stays open during the send."""
+
+    id: int
+    order_id: str
+    attempts: int
+    sender: str
+    recipient: str
+    content: bytes
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> Outgoing:
+        return cls(
+            message.id, message.order_id, message.attempts, message.sender, message.recipient, message.content
+        )
+
+
+def _renew(found: Claim) -> Outgoing | None:
     """Start this claim's lease again just before its send; None if another sender has it now."""
     renewed = db.session.execute(
         sa.update(OutboxMessage)
@@ -254,7 +273,8 @@ def _renew(found: Claim) -> OutboxMessage | None:
     )
     if renewed.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    return db.session.get(OutboxMessage, found.id, populate_existing=True)
+    message = db.session.get(OutboxMessage, found.id, populate_existing=True)
+    return None if message is None else Outgoing.of(message)
 
 
 def release(claims: Sequence[Claim]) -> int:
@@ -271,55 +291,54 @@ def release(claims: Sequence[Claim]) -> int:
     return released
 
 
-def send_claimed(message: OutboxMessage) -> str:
-    """Send a claimed message and record how it went; returns its new status. Never raises.
+def _send(outgoing: Outgoing) -> tuple[dict[str, Any], str]:
+    """Talk to the mail server (no database here); the values to record, and the result's name.
 
     A failure is queued again after a backoff, or `failed` when it cannot succeed
-    (UndeliverableError) or has had its last attempt. The record is conditional on the
-    claim still being ours: a sender whose lease ran out and was taken over records
-    nothing (the answer is then `sending`, and the result is counted as `lost`).
+    (UndeliverableError) or has had its last attempt.
     """
     sender = emails.transport()
     if sender is None:
         raise RuntimeError("there is no mail transport: claim() only succeeds with one")
-    mine = Claim(message.id, message.attempts)
     values: dict[str, Any]
     try:
-        sender.send(message.sender, [message.recipient], message.content)
+        sender.send(outgoing.sender, [outgoing.recipient], outgoing.content)
     except (UndeliverableError, smtplib.SMTPException, OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
         if (
             isinstance(exc, UndeliverableError)
-            or message.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]
+            or outgoing.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]
         ):
             values, result = {"status": FAILED, "last_error": error, "next_attempt_at": None}, "failed"
         else:
-            retry = now() + _backoff(message.attempts)
+            retry = now() + _backoff(outgoing.attempts)
             values, result = {"status": QUEUED, "last_error": error, "next_attempt_at": retry}, "retry"
         log.warning(
             "email %s to order %s not sent (attempt %d): %s",
-            message.id,
-            message.order_id,
-            message.attempts,
+            outgoing.id,
+            outgoing.order_id,
+            outgoing.attempts,
             error,
-            extra={"fields": {"email_id": message.id, "outcome": result, "attempt": message.attempts}},
+            extra={"fields": {"email_id": outgoing.id, "outcome": result, "attempt": outgoing.attempts}},
         )
-    else:
-        values = {"status": SENT, "sent_at": now(), "last_error": None, "next_attempt_at": None}
-        result = "sent"
+        return values, result
+    return {"status": SENT, "sent_at": now(), "last_error": None, "next_attempt_at": None}, "sent"
+
+
+def _record(outgoing: Outgoing, values: dict[str, Any], result: str) -> str:
+    """Record a send's result if the claim is still ours; the message's status (`sending`: it was not)."""
     recorded = db.session.execute(
         sa.update(OutboxMessage)
-        .where(_yours(mine))
+        .where(_yours(Claim(outgoing.id, outgoing.attempts)))
         .values(claimed_at=None, **values)
         .execution_options(synchronize_session=False)
     )
-    db.session.expire(message)
     if recorded.rowcount != 1:  # type: ignore[attr-defined]
         log.warning(
             "email %s: the lease ran out during the send and another sender took it; result %s not recorded",
-            mine.id,
+            outgoing.id,
             result,
-            extra={"fields": {"email_id": mine.id, "outcome": "lost"}},
+            extra={"fields": {"email_id": outgoing.id, "outcome": "lost"}},
         )
         _count("lost")
         return SENDING
@@ -328,29 +347,48 @@ def send_claimed(message: OutboxMessage) -> str:
     return status
 
 
+def send_claimed(message: OutboxMessage | Outgoing) -> str:
+    """Send a claimed message and record how it went, in the caller's unit of work; its new status.
+
+    Never raises for a failed send (see `_send`). The record is conditional on the claim
+    still being ours: a sender whose lease ran out and was taken over records nothing
+    (the answer is then `sending`, and the result is counted as `lost`).
+    """
+    outgoing = message if isinstance(message, Outgoing) else Outgoing.of(message)
+    status = _record(outgoing, *_send(outgoing))
+    if isinstance(message, OutboxMessage) and message in db.session:
+        db.session.expire(message)
+    return status
+
+
+def _send_and_record(outgoing: Outgoing) -> str:
+    values, result = _send(outgoing)  # no transaction open while the mail server takes its time
+    with unit_of_work():
+        return _record(outgoing, values, result)
+
+
 def deliver(message_id: int, *, ignore_backoff: bool = False) -> str | None:
     """Send one message if it is due and record it; its new status (None: not ours to send).
 
-    A unit of work of its own, committed twice: the claim before the send, the result after.
+    Two units of work: the claim, committed before the send; the result, after it.
     """
     if emails.transport() is None:
         return None
     with unit_of_work():  # the claim is visible to every other sender before the slow send
         message = claim(message_id, ignore_backoff=ignore_backoff)
-    if message is None:
+        outgoing = None if message is None else Outgoing.of(message)
+    if outgoing is None:
         return None
-    with unit_of_work():
-        return send_claimed(message)
+    return _send_and_record(outgoing)
 
 
 def _deliver_claimed(found: Claim) -> str | None:
     with unit_of_work():
-        message = _renew(found)
-    if message is None:
+        outgoing = _renew(found)
+    if outgoing is None:
         _count("lost")
         return None
-    with unit_of_work():
-        return send_claimed(message)
+    return _send_and_record(outgoing)
 
 
 @dataclass(frozen=True, slots=True)
