@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
@@ -190,3 +191,105 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck(app, client, unlimited, s
     assert set(counts.values()) == {1}
     attempts = {mid: attempts for _, _, attempts, mid in outbox_rows(app)}
     assert attempts[sink.stalled] == 2
+
+
+def test_the_workers_counts_and_the_queue_show_on_the_servers_metrics(
+    app, make_key, database_url, tmp_path, serve, sink_factory, start_worker
+):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def value(text: str, name: str, **labels: str) -> float | None:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return None
+
+    sink = sink_factory()
+    env = {
+        "QRSVC_DATABASE_URL": database_url,
+        "QRSVC_INSTANCE_PATH": str(tmp_path / "instance"),
+        "QRSVC_SMTP_URL": sink.url,
+        "QRSVC_OUTBOX_INTERVAL_SECONDS": "0.2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),  # the server's and the worker's
+    }
+    key = make_key(plan="pro")
+    server = serve(env, workers=1)
+    worker = start_worker(**env)
+    for number in ("P-1", "P-2"):
+        placed = requests.post(
+            f"{server.url}/v1/shop/orders",
+            json=order_body(number),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
+        assert placed.status_code == 201, placed.text
+    until(lambda: {status for _, status, _, _ in outbox_rows(app)} == {"sent"})
+
+    text = requests.get(f"{server.url}/metrics", timeout=30).text
+    assert value(text, "qrsvc_shop_outbox_deliveries_total", result="sent") == 2  # counted by the worker
+    assert value(text, "qrsvc_shop_outbox_messages", status="sent") == 2  # read at the scrape
+    assert value(text, "qrsvc_shop_outbox_messages", status="queued") == 0
+
+    server.stop()  # a restarted server keeps the files of the worker, which still runs
+    again = serve(env, workers=1)
+    text = requests.get(f"{again.url}/metrics", timeout=30).text
+    assert value(text, "qrsvc_shop_outbox_deliveries_total", result="sent") == 2
+    assert worker.process.poll() is None
+
+
+def test_worker_json_logs_one_object_a_line_without_the_smtp_password(
+    app, client, unlimited, database_url, tmp_path, start_worker
+):
+    import json
+
+    from tests.conftest import cli
+    from tests.integrations.shop.conftest import SmtpServer
+
+    password, wrong = "s3cret-Pa55word", "wr0ng-Pa55word"
+    server = SmtpServer(logins={"shop": password})
+    server.start()
+    try:
+        place_orders(client, unlimited, 1, "J")
+        base = {
+            "QRSVC_DATABASE_URL": database_url,
+            "QRSVC_INSTANCE_PATH": str(tmp_path / "instance"),
+            "QRSVC_LOG_FORMAT": "json",
+            "QRSVC_OUTBOX_BACKOFF_SECONDS": "0",
+        }
+        refused = cli(
+            "worker",
+            "--once",
+            env={
+                **base,
+                "QRSVC_SMTP_URL": f"smtp://shop:{wrong}@127.0.0.1:{server.port}?starttls=0",
+                "QRSVC_SMTP_TIMEOUT": "2",  # aiosmtpd answers a failed login slowly
+            },
+        )
+        assert refused.returncode == 0, refused.stderr
+        worker = start_worker(
+            **base,
+            QRSVC_SMTP_URL=f"smtp://shop:{password}@127.0.0.1:{server.port}?starttls=0",
+            QRSVC_OUTBOX_INTERVAL_SECONDS="0.2",
+        )
+        until(lambda: len(server.messages) == 1)
+        assert worker.terminate() == 0
+    finally:
+        server.stop()
+    assert server.login_attempts == ["shop", "shop"]
+
+    for text in (refused.stderr, worker.log.read_text()):
+        assert password not in text and wrong not in text
+    failed = [json.loads(line) for line in refused.stderr.splitlines() if line.strip()]
+    retry = next(r for r in failed if r.get("outcome") == "retry")
+    assert retry["level"] == "WARNING" and "not sent (attempt 1): SMTP" in retry["message"]
+    job = next(r for r in failed if r.get("job") == "shop.outbox")
+    assert (job["outcome"], job["level"]) == ("done", "INFO")
+    assert "retrying later 1" in job["message"]
+
+    records = [json.loads(line) for line in worker.log.read_text().splitlines() if line.strip()]
+    assert records[0]["message"].startswith("worker started") and records[-1]["message"] == "worker stopped"
+    sent = next(r for r in records if r.get("job") == "shop.outbox" and r["outcome"] == "done")
+    assert sent["level"] == "INFO" and "sent 1" in sent["message"]
+    assert isinstance(sent["duration_ms"], int | float) and sent["duration_ms"] >= 0
+    assert sent["time"].endswith("Z") and sent["time"][:2] == "20"
