@@ -199,7 +199,7 @@ class Worker:
             log.debug("job %s done in %.3f s", job.name, took, extra={"fields": fields})
         else:
             fields = self._fields(job, "done", started)
-            log.info("job %s done in %.3f s: %s", job.name, took, result, extra={"fields": fields})
+            log.info("job %s: %s (%.3f s)", job.name, result, took, extra={"fields": fields})
         return True
 
     def _fields(self, job: Job, outcome: str, started: float) -> dict[str, object]:
