@@ -107,3 +107,17 @@ def test_worker_once_for_cron(client, auth, smtp_server, database_url, tmp_path)
     assert len(smtp_server.messages) == 1
     email = client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()["email"]
     assert email["status"] == "sent"
+
+
+def test_sigterm_hands_back_the_rest_of_the_claimed_batch(client, auth, silent_smtp, start_worker) -> None:
+    orders = [
+        client.post("/v1/shop/orders", json=order_body(f"W-5{n}"), headers=auth).get_json() for n in range(3)
+    ]
+    worker = start_worker(QRSVC_SMTP_URL=silent_smtp.url, QRSVC_SMTP_TIMEOUT="3")
+    until(lambda: len(silent_smtp.connections) == 1)  # all three claimed, the first being sent
+    assert worker.terminate() == 0
+    assert len(silent_smtp.connections) == 1  # nothing else was tried after the stop
+    emails = [client.get(f"/v1/shop/orders/{o['id']}", headers=auth).get_json()["email"] for o in orders]
+    assert [(e["status"], e["attempts"]) for e in emails] == [("queued", 1), ("queued", 0), ("queued", 0)]
+    assert "timed out" in emails[0]["last_error"]
+    assert emails[1]["last_error"] is None  # handed back untried: due again at once, no lease to wait for
