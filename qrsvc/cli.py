@@ -12,6 +12,7 @@ import copy
 import functools
 import importlib
 import importlib.metadata
+import logging
 import os
 import signal
 import sys
@@ -211,9 +212,11 @@ def worker(once: bool) -> None:
         return
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
-    click.echo(f"worker started (pid {os.getpid()}): {names}", err=True)
+    # Through logging, so that QRSVC_LOG_FORMAT=json makes these JSON lines too.
+    log = logging.getLogger("qrsvc.worker")
+    log.info("worker started (pid %d): %s", os.getpid(), names, extra={"fields": {"outcome": "started"}})
     loop.run_forever()
-    click.echo("worker stopped", err=True)
+    log.info("worker stopped", extra={"fields": {"outcome": "stopped"}})
 
 
 app_commands = (keys, database, worker)
@@ -289,6 +292,8 @@ def _prepare_metrics(port: int) -> None:
 
     `$PROMETHEUS_MULTIPROC_DIR` when set, else `metrics/<port>` in the instance folder:
     each server on a machine gets its own, so two of them never add up each other's counts.
+    A `qrsvc worker` given the same folder adds its outbox counts to the scrapes; the files of
+    processes still running (such a worker) are kept, those of processes gone are removed.
     """
     from qrsvc.metrics import MULTIPROC_ENV
 
@@ -296,8 +301,22 @@ def _prepare_metrics(port: int) -> None:
     folder = Path(given) if given else Path(_app().instance_path) / "metrics" / str(port)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
-        stale.unlink()
+        if not _running(stale.stem.rsplit("_", 1)[-1]):
+            stale.unlink()
     os.environ[MULTIPROC_ENV] = str(folder)
+
+
+def _running(pid: str) -> bool:
+    """Whether the process a metrics file is named after (`counter_<pid>.db`) still runs."""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
 
 
 @click.command("generate")
@@ -423,11 +442,19 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _metrics_folder() -> None:
+    """Make $PROMETHEUS_MULTIPROC_DIR if it is set: the app writes its metrics files there from the start."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Run `qrsvc`; whatever fails is said in one line on stderr, with status 2 (usage) or 1."""
     from sqlalchemy.exc import DBAPIError
 
     try:
+        _metrics_folder()
         status = cli.main(args=args, prog_name="qrsvc", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # `api%5Fkey` authenticates too: werkzeug decodes parameter names.
 _SECRET_IN_QUERY = re.compile(r"(api(?:_|%5f)key=)[^&\s\"']+", re.IGNORECASE)
+#: The password of a URL's userinfo (`smtp://user:secret@host`), should a URL reach a log.
+_PASSWORD_IN_URL = re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IGNORECASE)
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: all can end or redraw a line.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -72,8 +74,8 @@ def wants_zip() -> bool:
 
 
 def redact(text: str) -> str:
-    """Remove API keys given in query strings from text bound for a log."""
-    return _SECRET_IN_QUERY.sub(r"\1[redacted]", text)
+    """Remove API keys given in query strings, and passwords in URLs, from text bound for a log."""
+    return _PASSWORD_IN_URL.sub(r"\1[redacted]@", _SECRET_IN_QUERY.sub(r"\1[redacted]", text))
 
 
 def escape_controls(text: str) -> str:

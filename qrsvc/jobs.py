@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from qrsvc import clock
 from qrsvc.config import Setting, apply_settings
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSION = "qrsvc_jobs"
+#: The running Worker's stop event (`stop_requested` reads it).
+STOP_EXTENSION = "qrsvc_jobs_stop"
 #: A failing job is retried after interval × 2, × 4 … but never waits longer than this
 #: (or its own interval, if that is longer).
 MAX_BACKOFF_SECONDS = 15 * 60.0
@@ -69,6 +72,18 @@ def register(app: Flask, name: str, run: Callable[[], object], interval: float) 
 def registered(app: Flask) -> tuple[Job, ...]:
     jobs: dict[str, Job] = app.extensions.get(EXTENSION, {})
     return tuple(jobs.values())
+
+
+def stop_requested() -> bool:
+    """True once the worker running this job was asked to stop (SIGTERM): a long job ends early.
+
+    A job that works through a batch checks this between items and hands back what it
+    claimed but did not start; outside a worker it is always False.
+    """
+    if not has_app_context():
+        return False
+    event: threading.Event | None = current_app.extensions.get(STOP_EXTENSION)
+    return event is not None and event.is_set()
 
 
 def run_job(app: Flask, job: Job) -> object:
@@ -118,6 +133,7 @@ class Worker:
         self._monotonic = monotonic
         self._schedule = {job.name: _Schedule(due=monotonic()) for job in self.jobs}
         self._stopping = threading.Event()
+        app.extensions[STOP_EXTENSION] = self._stopping
 
     def stop(self, *_signal: object) -> None:
         self._stopping.set()
@@ -152,6 +168,11 @@ class Worker:
             self._stopping.wait(wait)  # a signal's stop() ends the wait at once
 
     def _run(self, job: Job) -> bool:
+        """Run `job` and log one line: INFO when it did something, DEBUG when idle, ERROR when it failed.
+
+        The line's `fields` (in JSON logs: keys of their own) are the job, its outcome
+        (done, idle, failed) and its duration in ms.
+        """
         schedule = self._schedule[job.name]
         started = self._monotonic()
         try:
@@ -160,16 +181,39 @@ class Worker:
             schedule.failures += 1
             delay = min(job.interval * 2**schedule.failures, max(job.interval, MAX_BACKOFF_SECONDS))
             schedule.due = self._monotonic() + delay
+            fields = self._fields(job, "failed", started)
+            fields.update(failures=schedule.failures, retry_in_s=round(delay, 3))
             log.exception(
-                "job %s failed (%d in a row); next try in %.0f s", job.name, schedule.failures, delay
+                "job %s failed (%d in a row); next try in %.0f s",
+                job.name,
+                schedule.failures,
+                delay,
+                extra={"fields": fields},
             )
             return False
         schedule.failures = 0
         schedule.due = started + job.interval
-        if result is not None:
-            log.info("job %s: %s", job.name, result)
-        log.debug("job %s done in %.3f s", job.name, self._monotonic() - started)
+        took = self._monotonic() - started
+        if result is None:
+            fields = self._fields(job, "idle", started)
+            log.debug("job %s done in %.3f s", job.name, took, extra={"fields": fields})
+        else:
+            fields = self._fields(job, "done", started)
+            log.info("job %s: %s (%.3f s)", job.name, result, took, extra={"fields": fields})
         return True
 
+    def _fields(self, job: Job, outcome: str, started: float) -> dict[str, object]:
+        took = self._monotonic() - started
+        return {"job": job.name, "outcome": outcome, "duration_ms": round(took * 1000, 1)}
 
-__all__ = ["Job", "Worker", "init_app", "purge_idempotency_records", "register", "registered", "run_job"]
+
+__all__ = [
+    "Job",
+    "Worker",
+    "init_app",
+    "purge_idempotency_records",
+    "register",
+    "registered",
+    "run_job",
+    "stop_requested",
+]

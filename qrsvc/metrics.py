@@ -12,8 +12,11 @@ holds ids and whatever a client sends, which would make a new series per request
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_app_context, request
@@ -25,7 +28,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from werkzeug.exceptions import NotFound
+
+log = logging.getLogger(__name__)
 
 #: Environment variable prometheus_client reads, at import, to pick multiprocess mode.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -33,11 +39,42 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1"})
 _UNMATCHED = "unmatched"
 
 
+#: What a gauge's callback returns: label values (in the order of its labels) → value.
+Readings = Mapping[tuple[str, ...], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeGauge:
+    """A gauge whose values are read when `/metrics` is scraped (queue depths, counts in the database).
+
+    `read` runs in the scrape's app context, in whichever process answers it: it should be
+    one cheap query. If it raises, the gauge is left out of that scrape (and logged); the
+    rest of the scrape is answered.
+    """
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    read: Callable[[], Readings]
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            readings = self.read()
+        except Exception:
+            log.exception("metrics: could not read %s; left out of this scrape", self.name)
+            return
+        family = GaugeMetricFamily(self.name, self.documentation, labels=list(self.labels))
+        for values, value in sorted(readings.items()):
+            family.add_metric(list(values), value)
+        yield family
+
+
 class Metrics:
     """The service's counters and histograms, registered in a registry of their own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.gauges: list[ScrapeGauge] = []
         self.requests = Counter(
             "qrsvc_http_requests",
             "HTTP requests answered, by URL rule, method and status.",
@@ -80,12 +117,18 @@ class Metrics:
         return Counter(name, documentation, list(labels), registry=self.registry)
 
     def exposition(self) -> bytes:
-        """The text a scrape gets: every worker's values when in multiprocess mode."""
+        """The text a scrape gets: every process's values when in multiprocess mode (gunicorn's
+        workers and any `qrsvc worker` given the same PROMETHEUS_MULTIPROC_DIR), then the gauges read now."""
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            counted = generate_latest(registry)
+        else:
+            counted = generate_latest(self.registry)
+        now_read = CollectorRegistry(auto_describe=False)
+        for gauge in self.gauges:
+            now_read.register(gauge)
+        return counted + generate_latest(now_read)
 
 
 def init_app(app: Flask) -> None:
@@ -103,10 +146,22 @@ def _metrics() -> Metrics | None:
     return found
 
 
-def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
-    """A counter of the current app's registry, made at `init_app` time by an integration."""
-    found: Metrics = current_app.extensions["qrsvc_metrics"]
+def counter(
+    name: str, documentation: str, labels: tuple[str, ...] = (), *, app: Flask | None = None
+) -> Counter:
+    """A counter of the app's registry (`app`, else the current one), made by an integration's `init_app`."""
+    found: Metrics = (app or current_app).extensions["qrsvc_metrics"]
     return found.counter(name, documentation, labels)
+
+
+def gauge(
+    app: Flask, name: str, documentation: str, labels: tuple[str, ...], read: Callable[[], Readings]
+) -> None:
+    """A gauge read at scrape time by `read()` (see ScrapeGauge): the core needs no import of the caller."""
+    found: Metrics = app.extensions["qrsvc_metrics"]
+    if any(existing.name == name for existing in found.gauges):
+        raise ValueError(f"a gauge named {name!r} is already registered")
+    found.gauges.append(ScrapeGauge(name, documentation, tuple(labels), read))
 
 
 def count_rendered(fmt: str) -> None:
@@ -167,9 +222,12 @@ def _metrics_view() -> Any:
 __all__ = [
     "MULTIPROC_ENV",
     "Metrics",
+    "Readings",
+    "ScrapeGauge",
     "count_cache_hits",
     "count_rendered",
     "counter",
+    "gauge",
     "init_app",
     "observe_batch",
 ]

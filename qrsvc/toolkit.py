@@ -39,8 +39,10 @@ from qrsvc.fields import (
 from qrsvc.http import parse_body, parse_query, read_json_object
 from qrsvc.images import Image, make_image
 from qrsvc.jobs import register as register_job
+from qrsvc.jobs import stop_requested as job_stop_requested
 from qrsvc.links import data_uri, image_url, images_base, public_url
 from qrsvc.metrics import counter as metrics_counter
+from qrsvc.metrics import gauge as metrics_gauge
 from qrsvc.openapi import HTML, IMAGE_CONTENT, PDF, Operation, json_content, ref, register_operations
 from qrsvc.options import QrOptions, check_options
 from qrsvc.pagination import Page, PageQuery, paginate
@@ -144,7 +146,9 @@ __all__ = [
     "make_codes",
     "make_dynamic_codes",
     "make_image",
+    "job_stop_requested",
     "metrics_counter",
+    "metrics_gauge",
     "module_dots",
     "nested",
     "now",

@@ -40,12 +40,19 @@ SETTINGS = (
     Setting("OUTBOX_BACKOFF_SECONDS", 60.0, float, "first retry delay; doubles each attempt (max a day)"),
     Setting("OUTBOX_MAX_ATTEMPTS", 8, int, "attempts before an email is marked failed"),
     Setting("OUTBOX_INTERVAL_SECONDS", 5.0, float, "how often `qrsvc worker` looks for email to send"),
+    Setting(
+        "OUTBOX_LEASE_SECONDS",
+        600.0,
+        float,
+        "an email claimed by a worker that died is sent again after this; at least 3 × QRSVC_SMTP_TIMEOUT",
+    ),
+    Setting("OUTBOX_BATCH_SIZE", 10, int, "emails a worker claims at once (PostgreSQL: SKIP LOCKED)"),
 )
 
 
 def init_app(app: Flask) -> None:
     """Settings, the /v1/shop blueprint, the mail transport, the tables' migrations, `qrsvc outbox`,
-    and the worker's outbox job."""
+    the outbox's metrics, and the worker's outbox job."""
     from integrations.shop import emails, models, outbox  # noqa: F401 (models: tables on the metadata)
     from integrations.shop.openapi import OPERATIONS
     from integrations.shop.views import bp
@@ -55,6 +62,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     register_operations(app, OPERATIONS)
     add_migrations(app, Path(__file__).parent / "migrations" / "versions")
+    outbox.init_app(app)
     app.cli.add_command(outbox.cli)
     register_job(app, "shop.outbox", outbox.run_job, app.config["OUTBOX_INTERVAL_SECONDS"])
 

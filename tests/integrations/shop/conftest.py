@@ -5,6 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,7 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -127,3 +132,59 @@ def product_body(sku: str = "MUG-1", **changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+def until(condition, seconds: float = 60.0) -> None:
+    """Wait for something another process does (a deadline, not a measurement)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class WorkerProcess:
+    """`qrsvc worker` as a user starts it, in its own process group, its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "qrsvc.cli", "worker"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: nothing runs after it."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log_file.close()
+
+
+@pytest.fixture
+def start_worker(database_url, tmp_path):
+    workers: list[WorkerProcess] = []
+
+    def start(**env: str) -> WorkerProcess:
+        base = {"QRSVC_DATABASE_URL": database_url, "QRSVC_INSTANCE_PATH": str(tmp_path / "instance")}
+        worker = WorkerProcess({**base, **env}, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.close()
+        # Captured output: pytest shows it only when the test failed, which is when it is wanted.
+        print(f"--- {worker.log.name} (tail) ---\n{worker.log.read_text(errors='replace')[-6000:]}")

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli
-from tests.integrations.shop.conftest import order_body, parse_message
+from tests.conftest import cli
+from tests.integrations.shop.conftest import order_body, parse_message, until
 
 
 class SilentSmtpServer:
@@ -55,55 +49,6 @@ def silent_smtp():
 @pytest.fixture
 def app_config(silent_smtp):
     return {"SMTP_URL": silent_smtp.url}
-
-
-def until(condition, seconds: float = 60.0) -> None:
-    """Wait for something another process does (a deadline, not a measurement)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-class WorkerProcess:
-    """`qrsvc worker` as a user starts it, in its own process group, its log in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._log_file = log.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "qrsvc.cli", "worker"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self._log_file.close()
-
-
-@pytest.fixture
-def start_worker(database_url, tmp_path):
-    workers: list[WorkerProcess] = []
-
-    def start(**env: str) -> WorkerProcess:
-        base = {"QRSVC_DATABASE_URL": database_url, "QRSVC_INSTANCE_PATH": str(tmp_path / "instance")}
-        worker = WorkerProcess({**base, **env}, tmp_path / f"worker-{len(workers)}.log")
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.close()
 
 
 def test_orders_queue_while_smtp_is_silent_and_the_worker_delivers_each_once(
@@ -162,3 +107,17 @@ def test_worker_once_for_cron(client, auth, smtp_server, database_url, tmp_path)
     assert len(smtp_server.messages) == 1
     email = client.get(f"/v1/shop/orders/{order['id']}", headers=auth).get_json()["email"]
     assert email["status"] == "sent"
+
+
+def test_sigterm_hands_back_the_rest_of_the_claimed_batch(client, auth, silent_smtp, start_worker) -> None:
+    orders = [
+        client.post("/v1/shop/orders", json=order_body(f"W-5{n}"), headers=auth).get_json() for n in range(3)
+    ]
+    worker = start_worker(QRSVC_SMTP_URL=silent_smtp.url, QRSVC_SMTP_TIMEOUT="3")
+    until(lambda: len(silent_smtp.connections) == 1)  # all three claimed, the first being sent
+    assert worker.terminate() == 0
+    assert len(silent_smtp.connections) == 1  # nothing else was tried after the stop
+    emails = [client.get(f"/v1/shop/orders/{o['id']}", headers=auth).get_json()["email"] for o in orders]
+    assert [(e["status"], e["attempts"]) for e in emails] == [("queued", 1), ("queued", 0), ("queued", 0)]
+    assert "timed out" in emails[0]["last_error"]
+    assert emails[1]["last_error"] is None  # handed back untried: due again at once, no lease to wait for
