@@ -97,6 +97,13 @@ CORE_SETTINGS = (
         "JSON: plan → requests_per_minute, codes_per_month (and optional window_seconds, default 60)",
     ),
     Setting("DEFAULT_PLAN", "free", doc="plan given to keys created without --plan"),
+    Setting(
+        "KEY_CACHE_SECONDS",
+        1.0,
+        float,
+        "seconds a worker trusts an API key it looked up; a revocation made elsewhere takes effect within it "
+        "(0: look up on every request)",
+    ),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
     Setting("MAX_BODY_BYTES", 4 * 1024 * 1024, int, "larger request bodies get 413"),
     Setting("MIN_SIZE", 64, int, "smallest image size accepted"),

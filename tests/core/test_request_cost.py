@@ -1,0 +1,87 @@
+"""What the single-code request skips, and the guarantees it keeps while skipping it (issue 13).
+
+A worker trusts a key it looked up for `KEY_CACHE_SECONDS`, so a revocation made elsewhere
+takes effect within that bound; the Redis limiter runs its scripts by SHA1 in one round trip
+and still counts exactly when the server has lost them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from qrsvc import clock
+from qrsvc.extensions import db
+from qrsvc.keys import split_key
+from qrsvc.models import ApiKey
+
+
+def _revoke_elsewhere(app, plain: str) -> None:
+    """What `qrsvc keys revoke` in another process does: the row changes, this process is not told."""
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(
+            sa.update(ApiKey).where(ApiKey.prefix == split_key(plain)).values(revoked_at=clock.now())
+        )
+
+
+@pytest.mark.parametrize("app_config", [{"KEY_CACHE_SECONDS": 0.5}])
+def test_a_revocation_made_elsewhere_takes_effect_within_the_key_cache_bound(app, client, api_key) -> None:
+    auth = {"Authorization": f"Bearer {api_key}"}
+    assert client.post("/v1/qr/generate", json={"data": "before"}, headers=auth).status_code == 200
+    _revoke_elsewhere(app, api_key)
+    time.sleep(0.6)  # past the bound: the key is looked up again
+    refused = client.post("/v1/qr/generate", json={"data": "after"}, headers=auth)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"] == "key_revoked"
+
+
+@pytest.mark.parametrize("app_config", [{"KEY_CACHE_SECONDS": 0}])
+def test_without_the_key_cache_a_revocation_made_elsewhere_takes_effect_at_once(app, client, api_key) -> None:
+    auth = {"Authorization": f"Bearer {api_key}"}
+    assert client.get("/v1/qr", headers=auth).status_code == 200
+    _revoke_elsewhere(app, api_key)
+    assert client.get("/v1/qr", headers=auth).status_code == 403
+
+
+def test_a_cached_key_keeps_its_scopes_and_stores_codes_as_its_own(client, make_key) -> None:
+    reader = {"Authorization": f"Bearer {make_key('reader', scopes=('qr:read',))}"}
+    writer = {"Authorization": f"Bearer {make_key('writer')}"}
+    for _ in range(2):  # the second time from the cache
+        assert client.post("/v1/qr/generate", json={"data": "x"}, headers=reader).status_code == 403
+    made = [client.post("/v1/qr/generate", json={"data": f"w{i}"}, headers=writer) for i in range(2)]
+    assert [r.status_code for r in made] == [200, 200]
+    listed = client.get("/v1/qr", headers=writer).get_json()["items"]
+    assert sorted(item["data"] for item in listed) == ["w0", "w1"]
+    assert client.get("/v1/qr", headers=reader).get_json()["items"] == []
+    usage = client.get("/v1/account/usage", headers=writer).get_json()["usage"]
+    assert usage["codes_this_month"] == 2
+
+
+def test_redis_limiter_counts_exactly_when_the_server_has_lost_its_scripts(redis_url) -> None:
+    """One MULTI of EVALSHAs; after `SCRIPT FLUSH` the scripts are loaded again and nothing counts twice."""
+    import redis
+    from limits import RateLimitItemPerMinute
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    from qrsvc.ratelimit_storage import ExactRedisStorage, limiter_storage_uri
+
+    storage = storage_from_string(limiter_storage_uri(redis_url))
+    assert isinstance(storage, ExactRedisStorage)
+    limiter = MovingWindowRateLimiter(storage)
+    limit = RateLimitItemPerMinute(3)
+    key = f"noscript-{time.time_ns()}"
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        assert limiter.hit(limit, key)
+        connection.script_flush()
+        assert limiter.hit(limit, key)
+        assert storage.get_moving_window(limit.key_for(key), 3, 60)[1] == 2
+        assert limiter.hit(limit, key)
+        assert not limiter.hit(limit, key)
+        assert limiter.get_window_stats(limit, key).remaining == 0
+    finally:
+        storage.clear(limit.key_for(key))
+        connection.close()
