@@ -120,13 +120,6 @@ CORE_SETTINGS = (
         "THREADS", 8, int, "threads a `qrsvc serve` worker reads requests with (slow clients hold one each)"
     ),
     Setting(
-        "CONCURRENT_REQUESTS",
-        1,
-        int,
-        "`qrsvc serve` thread workers: requests one worker runs in the app at once "
-        "(more overlap one's database waits with another's CPU work)",
-    ),
-    Setting(
         "WORKER_CLASS",
         "thread",
         doc="`qrsvc serve` workers: thread (survives slow clients) or sync (only behind a buffering proxy)",

@@ -61,11 +61,10 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._app_slots_count: int = setting("CONCURRENT_REQUESTS")
-        self._app_slots = threading.BoundedSemaphore(self._app_slots_count)
+        self._app_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._in_app = 0  # requests read and running or waiting for the app
-        self._app_since: dict[int, float] = {}  # thread → when its running request entered the app
+        self._app_since: float | None = None  # when the running request entered the app
 
     def notify(self) -> None:
         """The heartbeat stops while one request has held the app past `--timeout`.
@@ -73,12 +72,12 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         gthread's main loop beats whatever its threads do, so a hung request would hold the
         app lock, and the worker, for ever; like a sync worker, it is now killed and replaced.
         """
-        since = min(list(self._app_since.values()), default=None)  # a copy: threads change it
+        since = self._app_since
         if since is None or time.monotonic() - since <= self.cfg.timeout:
             super().notify()
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        super().set_accept_enabled(enabled and self._in_app < self._app_slots_count)
+        super().set_accept_enabled(enabled and self._in_app == 0)
 
     def _refresh_accept(self) -> None:
         self.set_accept_enabled(self.alive and self.nr_conns < self.worker_connections)
@@ -86,8 +85,7 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     def _count(self, delta: int) -> None:
         with self._count_lock:
             self._in_app += delta
-            full = self._app_slots_count
-            turned = self._in_app == (full if delta > 0 else full - 1)
+            turned = self._in_app == (1 if delta > 0 else 0)
         if turned:  # the poller belongs to the main thread
             self.method_queue.defer(self._refresh_accept)
 
@@ -110,13 +108,12 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         self._read_body(req)
         self._count(1)
         try:
-            with self._app_slots:
-                thread = threading.get_ident()
-                self._app_since[thread] = time.monotonic()
+            with self._app_lock:
+                self._app_since = time.monotonic()
                 try:
                     keep_alive = super().handle_request(req, conn)
                 finally:
-                    del self._app_since[thread]
+                    self._app_since = None
         finally:
             self._count(-1)
         if not keep_alive:
