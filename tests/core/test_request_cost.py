@@ -85,3 +85,27 @@ def test_redis_limiter_counts_exactly_when_the_server_has_lost_its_scripts(redis
     finally:
         storage.clear(limit.key_for(key))
         connection.close()
+
+
+def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_before_use(
+    tmp_path, monkeypatch
+) -> None:
+    """Connections idle past `PING_IDLE_SECONDS` are pinged at checkout, as `pool_pre_ping` did for all."""
+    from qrsvc import db as database
+    from tests.conftest import make_app, postgres_schema
+
+    monkeypatch.setattr(database, "PING_IDLE_SECONDS", 0.1)
+    with postgres_schema("qrsvc_ping") as url:
+        app = make_app(url, tmp_path / "instance")
+        with app.app_context():
+            first = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+            db.session.remove()  # back to the pool
+            other = sa.create_engine(url)  # what a server restart does to the pooled connection
+            with other.begin() as connection:
+                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            other.dispose()
+            time.sleep(0.2)  # idle past the bound
+            second = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+            assert second is not None and second != first
+            db.session.remove()
+            db.engine.dispose()
