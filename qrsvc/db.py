@@ -58,10 +58,10 @@ def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any)
         raise sa.exc.DisconnectionError("the database did not answer a ping")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")  # NORMAL or FULL (checked by `config.load`)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -75,7 +75,8 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+            pragmas = functools.partial(_sqlite_pragmas, app.config["SQLITE_SYNCHRONOUS"])
+            sa.event.listen(db.engine, "connect", pragmas)
         elif not db.engine.pool._pre_ping:  # noqa: SLF001 (a pre-ping asked for in the options wins)
             sa.event.listen(db.engine.pool, "checkin", _mark_checked_in)
             sa.event.listen(db.engine.pool, "checkout", functools.partial(_ping_if_idle, db.engine.dialect))

@@ -109,3 +109,41 @@ def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_before_use
             assert second is not None and second != first
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"PLANS": {"free": {"requests_per_minute": 1000, "codes_per_month": 2}}}]
+)
+def test_a_refused_quota_counts_the_request_and_no_code(client, make_key) -> None:
+    """A refused reserve (single code or batch) counts the request and no code, on every backend."""
+    auth = {"Authorization": f"Bearer {make_key(plan='free')}"}
+    assert client.post("/v1/qr/generate", json={"data": "one"}, headers=auth).status_code == 200
+    assert client.get("/v1/qr", headers=auth).status_code == 200  # a request, no code
+    batch = client.post("/v1/qr/batch", json={"items": [{"data": "two"}, {"data": "three"}]}, headers=auth)
+    assert batch.status_code == 429 and batch.get_json()["error"] == "quota_exceeded"
+    assert client.post("/v1/qr/generate", json={"data": "two"}, headers=auth).status_code == 200
+    refused = client.post("/v1/qr/generate", json={"data": "three"}, headers=auth)
+    assert refused.status_code == 429 and refused.get_json()["error"] == "quota_exceeded"
+    usage = client.get("/v1/account/usage", headers=auth).get_json()["usage"]
+    assert usage == {"requests_today": 6, "codes_today": 2, "codes_this_month": 2}
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 1), ("full", 2), ("NORMAL", 1)])
+def test_sqlite_synchronous_is_normal_unless_full_is_asked_for(tmp_path, setting, expected) -> None:
+    """PRAGMA synchronous: 1 is NORMAL (a commit survives the process), 2 is FULL (also a power loss)."""
+    from tests.conftest import make_app
+
+    overrides = {} if setting is None else {"SQLITE_SYNCHRONOUS": setting.upper()}
+    app = make_app(f"sqlite:///{tmp_path / 'sync.sqlite3'}", tmp_path / "instance", **overrides)
+    with app.app_context():
+        assert db.session.scalar(sa.text("PRAGMA synchronous")) == expected
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_sqlite_synchronous_refuses_other_values() -> None:
+    from qrsvc.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match="QRSVC_SQLITE_SYNCHRONOUS"):
+        load(environ={"QRSVC_SQLITE_SYNCHRONOUS": "off"})
+    assert load(environ={"QRSVC_SQLITE_SYNCHRONOUS": "full"})["SQLITE_SYNCHRONOUS"] == "FULL"
