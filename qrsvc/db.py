@@ -41,11 +41,11 @@ def _mark_checked_in(_dbapi_connection: Any, record: Any) -> None:
 def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """SQLAlchemy's `pool_pre_ping`, for connections idle longer than `PING_IDLE_SECONDS` only.
 
-    A ping is a round trip (a tenth of a single code's database work); a connection used a
-    moment ago is as alive as a ping would show. One the server closed since (a restart, an
-    idle timeout) is replaced before the request sees it, as with `pool_pre_ping`; only a
-    server restarted within that second fails the statements already under way on its
-    connections, which then are all replaced.
+    A ping is a round trip, one in five of a single code's; a connection used a moment ago is
+    as alive as a ping would show. One idle for longer that the server closed (a restart, an
+    idle timeout) is replaced before the request sees it, as with `pool_pre_ping`. Only after
+    a restart that took under a second does a request get a dead connection: it fails, and
+    the pool replaces its connections.
     """
     checked_in = record.info.get("qrsvc_checked_in")
     if checked_in is not None and time.monotonic() - checked_in <= PING_IDLE_SECONDS:

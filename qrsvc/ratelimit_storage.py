@@ -99,7 +99,7 @@ class ExactRedisStorage(_SeenWindow, RedisStorage):
             pipe.evalsha(acquire.sha, 1, stored, now, limit, expiry, amount)
             pipe.evalsha(read.sha, 1, stored, now - expiry, limit)
             acquired, window = pipe.execute(raise_on_error=False)
-        if isinstance(acquired, NoScriptError):  # neither ran: both again, loaded, in one MULTI
+        if isinstance(acquired, NoScriptError):  # nothing was counted: both again, loaded, in one MULTI
             with self.storage.pipeline(transaction=True) as pipe:
                 acquire([stored], [now, limit, expiry, amount], client=pipe)
                 read([stored], [now - expiry, limit], client=pipe)
