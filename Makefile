@@ -44,6 +44,7 @@ test: lint
 
 ## make bench: the benchmarks in bench/ (figures, not pass/fail)
 bench: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'  # segno and py-spy: bench/ only
 	$(PY) bench/run.py $(BENCH)
 
 clean:

@@ -29,7 +29,8 @@ BENCH_PLANS = {
 class BenchServer:
     """`qrsvc serve` with its own instance folder; `key` is a fresh API key on the bench plan."""
 
-    def __init__(self, workers: int = 2, **env: str) -> None:
+    def __init__(self, workers: int = 2, root: Path = ROOT, **env: str) -> None:
+        self.root = root  # another checkout's code (a before/after comparison); ROOT by default
         self.instance = Path(tempfile.mkdtemp(prefix="qrsvc-bench-"))
         self.env = {
             **os.environ,
@@ -47,7 +48,7 @@ class BenchServer:
         self.log = (self.instance / "server.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "qrsvc.cli", "serve", "--port", str(self.port), "--workers", str(workers)],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -58,7 +59,7 @@ class BenchServer:
     def _cli(self, *args: str) -> str:
         return subprocess.run(
             [sys.executable, "-m", "qrsvc.cli", *args],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             check=True,
             capture_output=True,
@@ -95,7 +96,57 @@ class BenchServer:
         self.close()
 
 
-def run_wrk(server: BenchServer, script: str, connections: int, seconds: int) -> dict[str, float]:
+class BareServer:
+    """A bare app of `bench/bare/` (no auth, no storage) under gunicorn's default sync workers."""
+
+    key = "none"  # the Lua scripts send it; a bare app ignores it
+
+    def __init__(self, app: str, workers: int = 2) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in `close`)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                app,
+            ],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{app} did not start")
+
+    def close(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(10)
+        self.log.close()
+
+    def __enter__(self) -> BareServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_wrk(
+    server: BenchServer | BareServer, script: str, connections: int, seconds: int
+) -> dict[str, float]:
     """Drive `server` with wrk and a Lua `script` (KEY is set to the server's key); any non-2xx fails."""
     path = Path(tempfile.mkstemp(suffix=".lua")[1])
     path.write_text(f'KEY = "{server.key}"\n' + script)

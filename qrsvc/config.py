@@ -84,6 +84,13 @@ CORE_SETTINGS = (
     ),
     Setting("DATABASE_URL", None, doc="SQLAlchemy URL; default SQLite in the instance folder"),
     Setting(
+        "SQLITE_SYNCHRONOUS",
+        "NORMAL",
+        str.upper,
+        "SQLite database (WAL): NORMAL keeps every commit through a crash of the process; "
+        "FULL also through a power loss, at an fsync a commit",
+    ),
+    Setting(
         "RATELIMIT_STORAGE_URL",
         None,
         doc="flask-limiter storage, e.g. redis://host:6379; default a SQLite file in the instance folder",
@@ -97,6 +104,13 @@ CORE_SETTINGS = (
         "JSON: plan → requests_per_minute, codes_per_month (and optional window_seconds, default 60)",
     ),
     Setting("DEFAULT_PLAN", "free", doc="plan given to keys created without --plan"),
+    Setting(
+        "KEY_CACHE_SECONDS",
+        1.0,
+        float,
+        "seconds a worker trusts an API key it looked up; a revocation made elsewhere takes effect within it "
+        "(0: look up on every request)",
+    ),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
     Setting("MAX_BODY_BYTES", 4 * 1024 * 1024, int, "larger request bodies get 413"),
     Setting("MIN_SIZE", 64, int, "smallest image size accepted"),
@@ -183,6 +197,10 @@ def load(
         config["RATELIMIT_STORAGE_URL"] = ratelimit_storage.storage_url(instance / "ratelimits.sqlite3")
     if config["LOG_FORMAT"] not in ("plain", "json"):
         raise ConfigError(f"QRSVC_LOG_FORMAT must be 'plain' or 'json', not {config['LOG_FORMAT']!r}")
+    if config["SQLITE_SYNCHRONOUS"] not in ("NORMAL", "FULL"):
+        raise ConfigError(
+            f"QRSVC_SQLITE_SYNCHRONOUS must be 'NORMAL' or 'FULL', not {config['SQLITE_SYNCHRONOUS']!r}"
+        )
     if config["ENGINE"] not in ("zxing", "qrcode"):
         raise ConfigError(f"QRSVC_ENGINE must be 'zxing' or 'qrcode', not {config['ENGINE']!r}")
     config["PLANS"] = {

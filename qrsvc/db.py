@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,17 +24,45 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+#: A pooled connection unused for longer is pinged before a request gets it (see `_ping_if_idle`).
+PING_IDLE_SECONDS = 1.0
+
+
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Writers wait for each other (busy timeout) instead of failing with "database is locked".
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    return {}
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _mark_checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info["qrsvc_checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's `pool_pre_ping`, for connections idle longer than `PING_IDLE_SECONDS` only.
+
+    A ping is a round trip, one in five of a single code's; a connection used a moment ago is
+    as alive as a ping would show. One idle for longer that the server closed (a restart, an
+    idle timeout) is replaced before the request sees it, as with `pool_pre_ping`. Only after
+    a restart that took under a second does a request get a dead connection: it fails, and
+    the pool replaces its connections.
+    """
+    checked_in = record.info.get("qrsvc_checked_in")
+    if checked_in is not None and time.monotonic() - checked_in <= PING_IDLE_SECONDS:
+        return
+    try:
+        alive = dialect.do_ping(dbapi_connection)  # what `pool_pre_ping` sends
+    except Exception as exc:
+        raise sa.exc.DisconnectionError(str(exc)) from exc  # the pool connects anew and retries
+    if not alive:
+        raise sa.exc.DisconnectionError("the database did not answer a ping")
+
+
+def _sqlite_pragmas(synchronous: str, dbapi_connection: Any, _record: Any) -> None:
     ensure_wal(dbapi_connection)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")  # NORMAL or FULL (checked by `config.load`)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -46,7 +76,11 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+            pragmas = functools.partial(_sqlite_pragmas, app.config["SQLITE_SYNCHRONOUS"])
+            sa.event.listen(db.engine, "connect", pragmas)
+        elif not db.engine.pool._pre_ping:  # noqa: SLF001 (a pre-ping asked for in the options wins)
+            sa.event.listen(db.engine.pool, "checkin", _mark_checked_in)
+            sa.event.listen(db.engine.pool, "checkout", functools.partial(_ping_if_idle, db.engine.dialect))
     app.extensions.setdefault("qrsvc_migrations", [str(MIGRATIONS / "versions")])
 
 

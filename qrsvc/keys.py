@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 from typing import cast
 
@@ -75,6 +76,7 @@ def revoke_key(prefix: str) -> ApiKey:
         .values(revoked_at=clock.now())
     )
     db.session.refresh(key)
+    forget_keys()  # this process sees the revocation at once; the others within KEY_CACHE_SECONDS
     return cast(ApiKey, key)
 
 
@@ -85,18 +87,52 @@ def plan_of(key: ApiKey) -> Plan:
 
 
 _BY_PREFIX = sa.select(ApiKey).where(ApiKey.prefix == sa.bindparam("prefix"))
+_COLUMNS = tuple(column.key for column in ApiKey.__table__.columns)
+#: Keys this process found lately: SHA-256 of the secret → (when looked up, the row's values).
+_found: dict[str, tuple[float, tuple[object, ...]]] = {}
+_FOUND_MAX = 10_000
 
 
 def find_key(plain: str) -> ApiKey | None:
-    """The key whose secret is `plain` (revoked or not), compared in constant time."""
+    """The key whose secret is `plain` (revoked or not), compared in constant time.
+
+    A key found is trusted for `KEY_CACHE_SECONDS` (monotonic) before the database is asked
+    again, so a revocation made elsewhere (`qrsvc keys revoke`, another worker) takes effect
+    within that bound; `revoke_key` in this process takes effect at once. Each call returns a
+    fresh transient `ApiKey`, never an instance another request or session holds.
+    """
+    hashed = hash_secret(plain)
+    ttl: float = current_app.config["KEY_CACHE_SECONDS"]
+    if ttl > 0:
+        cached = _found.get(hashed)
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return ApiKey(**dict(zip(_COLUMNS, cached[1], strict=True)))
     prefix = split_key(plain)
     key = None
     if prefix is not None:
         key = db.session.scalar(_BY_PREFIX, {"prefix": prefix})
     expected = key.secret_hash if key is not None else _DUMMY_HASH
-    if hmac.compare_digest(expected, hash_secret(plain)) and key is not None:
+    if hmac.compare_digest(expected, hashed) and key is not None:
+        if ttl > 0:
+            if len(_found) >= _FOUND_MAX:
+                _found.clear()
+            _found[hashed] = (time.monotonic(), tuple(getattr(key, name) for name in _COLUMNS))
         return cast(ApiKey, key)
     return None
 
 
-__all__ = ["create_key", "find_key", "hash_secret", "list_keys", "plan_of", "revoke_key", "split_key"]
+def forget_keys() -> None:
+    """Look every key up again on its next use (after a change to keys in this process)."""
+    _found.clear()
+
+
+__all__ = [
+    "create_key",
+    "find_key",
+    "forget_keys",
+    "hash_secret",
+    "list_keys",
+    "plan_of",
+    "revoke_key",
+    "split_key",
+]

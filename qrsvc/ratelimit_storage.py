@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from limits.storage import MovingWindowSupport, RedisStorage, Storage
+from redis.exceptions import NoScriptError
 
 from qrsvc.sqlite_wal import ensure_wal
 
@@ -86,13 +87,30 @@ class ExactRedisStorage(_SeenWindow, RedisStorage):
         super().__init__(uri.removeprefix("qrsvc+"), **options)
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        """limits' acquire script and its window script in one MULTI: nothing runs between them."""
+        """limits' acquire script and its window script in one MULTI: nothing runs between them.
+
+        By their SHA1s, in one round trip: a pipeline of redis-py `Script`s first asks
+        `SCRIPT EXISTS` on every execution, a second round trip a request. A server that lost
+        them (restarted, `SCRIPT FLUSH`) answers NOSCRIPT for a script that did not run; it is
+        loaded and run again, so nothing is counted twice.
+        """
         stored = self.prefixed_key(key)
         now = time.time()
+        acquire, read = self.lua_acquire_moving_window, self.lua_moving_window
         with self.storage.pipeline(transaction=True) as pipe:
-            self.lua_acquire_moving_window([stored], [now, limit, expiry, amount], client=pipe)
-            self.lua_moving_window([stored], [now - expiry, limit], client=pipe)
-            acquired, window = pipe.execute()
+            pipe.evalsha(acquire.sha, 1, stored, now, limit, expiry, amount)
+            pipe.evalsha(read.sha, 1, stored, now - expiry, limit)
+            acquired, window = pipe.execute(raise_on_error=False)
+        if isinstance(acquired, NoScriptError):  # nothing was counted: both again, loaded, in one MULTI
+            with self.storage.pipeline(transaction=True) as pipe:
+                acquire([stored], [now, limit, expiry, amount], client=pipe)
+                read([stored], [now - expiry, limit], client=pipe)
+                acquired, window = pipe.execute()
+        elif isinstance(window, NoScriptError):  # the acquisition ran: only the (read-only) window again
+            window = read([stored], [now - expiry, limit])
+        for answer in (acquired, window):
+            if isinstance(answer, Exception):
+                raise answer
         self._remember(key, expiry, (float(window[0]), int(window[1])) if window else (now, 0))
         return bool(acquired)
 
