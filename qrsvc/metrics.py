@@ -103,9 +103,11 @@ def _metrics() -> Metrics | None:
     return found
 
 
-def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
-    """A counter of the current app's registry, made at `init_app` time by an integration."""
-    found: Metrics = current_app.extensions["qrsvc_metrics"]
+def counter(
+    name: str, documentation: str, labels: tuple[str, ...] = (), *, app: Flask | None = None
+) -> Counter:
+    """A counter of `app`'s registry (default: the current app's), made by an integration's `init_app`."""
+    found: Metrics = (app or current_app).extensions["qrsvc_metrics"]
     return found.counter(name, documentation, labels)
 
 

@@ -263,3 +263,17 @@ def test_metrics_observe_batch_sizes(client, auth) -> None:
     assert samples(text, "qrsvc_batch_items_count") == 2
     assert samples(text, "qrsvc_batch_items_sum") == 23
     assert samples(text, "qrsvc_batch_items_bucket", le="10.0") == 1
+
+
+def test_metrics_count_render_cache_hits(client, auth) -> None:
+    same = {"data": "cached once", "format": "png", "size": 256}
+    for _ in range(3):
+        assert client.post("/v1/qr/generate", json=same, headers=auth).status_code == 200
+    other = {"data": "drawn once", "format": "svg"}
+    assert client.post("/v1/qr/generate", json=other, headers=auth).status_code == 200
+    batch = {"items": [same, other, {"data": "new in the batch"}], "response": "json"}
+    assert client.post("/v1/qr/batch", json=batch, headers=auth).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    assert samples(text, "qrsvc_render_cache_hits_total") == 4  # 2 repeats, then 2 of the batch's 3
+    assert samples(text, "qrsvc_codes_rendered_total", format="png") == 5  # hits are images produced too
+    assert samples(text, "qrsvc_codes_rendered_total", format="svg") == 2
