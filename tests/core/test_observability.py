@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -70,6 +73,62 @@ def test_readyz_is_503_when_the_database_does_not_answer(other_app) -> None:
     assert response.status_code == 503
     assert "unreachable" in response.get_json()["checks"]["database"]
     assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def silent_server():
+    """A real TCP server that accepts connections and never says a word (a hung database or Redis)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _address = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def ask_readyz(app) -> Any:
+    """GET /readyz in a thread, given a generous minute only so that a hang fails instead of stalling."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(app.test_client().get, "/readyz").result(timeout=60)
+    finally:
+        pool.shutdown(wait=False)  # a hung probe must not hold the test up as well
+
+
+def test_readyz_is_503_when_postgresql_accepts_but_never_answers(other_app, silent_server: int) -> None:
+    app = other_app(f"postgresql+psycopg://nobody@127.0.0.1:{silent_server}/none")
+    response = ask_readyz(app)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["database"].startswith("unreachable")
+    assert body["reason"].startswith("database: unreachable")
+    assert "Retry-After" in response.headers
+
+
+def test_readyz_is_503_when_redis_accepts_but_never_answers(
+    app, database_url: str, other_app, silent_server: int
+) -> None:
+    hung = other_app(database_url, RATELIMIT_STORAGE_URL=f"redis://127.0.0.1:{silent_server}/0")
+    response = ask_readyz(hung)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["redis"].startswith("unreachable")
+    assert body["checks"]["database"] == "ok"
 
 
 def test_readyz_names_redis_when_it_does_not_answer(app, database_url: str, other_app) -> None:
