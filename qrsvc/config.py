@@ -98,6 +98,13 @@ CORE_SETTINGS = (
     ),
     Setting("DEFAULT_PLAN", "free", doc="plan given to keys created without --plan"),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        int,
+        "proxies in front (nginx: 1) whose X-Forwarded-For is believed for the client's address "
+        "(limits, logs, /metrics' loopback check); 0: the header is ignored",
+    ),
     Setting("MAX_BODY_BYTES", 4 * 1024 * 1024, int, "larger request bodies get 413"),
     Setting("MIN_SIZE", 64, int, "smallest image size accepted"),
     Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
@@ -196,6 +203,8 @@ def load(
         )
         for name, p in config["PLANS"].items()
     }
+    if config["TRUSTED_PROXIES"] < 0:
+        raise ConfigError(f"QRSVC_TRUSTED_PROXIES must be 0 or more, not {config['TRUSTED_PROXIES']}")
     if config["RENDER_PROCESSES"] is None:
         config["RENDER_PROCESSES"] = os.cpu_count() or 1
     if config["DEFAULT_PLAN"] not in config["PLANS"]:
