@@ -99,6 +99,11 @@ CORE_SETTINGS = (
     Setting("DEFAULT_PLAN", "free", doc="plan given to keys created without --plan"),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
     Setting(
+        "REDIRECT_RATE_LIMIT",
+        "600/minute",
+        doc="per-address limit on `/r/<code>` redirects (known or not); more: a small 429 page",
+    ),
+    Setting(
         "TRUSTED_PROXIES",
         0,
         int,

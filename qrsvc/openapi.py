@@ -401,6 +401,10 @@ def _operation(
             "description": _ERRORS.get(status, described.summary),
             "content": {kind: {"schema": _made(schema)} for kind, schema in content.items()},
         }
+        if status == 429:  # a page instead of JSON, with the same wait
+            responses[str(status)]["headers"] = {
+                "Retry-After": _error_response(429, api=False)["headers"]["Retry-After"]
+            }
     operation: dict[str, Any] = {
         "operationId": endpoint,
         "summary": described.summary,
