@@ -393,8 +393,8 @@ def _operation(
         responses[str(status)] = _error_response(status, api=api)
     responses["414"] = {
         "description": "The request line is longer than the HTTP server reads (gunicorn's "
-        "`limit_request_line`, 4094 bytes): its page, before the app sees the request.",
-        "content": {"text/html": {"schema": {"type": "string"}}},
+        "`limit_request_line`, 4094 bytes): `uri_too_long`, answered before the app sees the request.",
+        "content": {"application/json": {"schema": ref("Error")}},
     }
     for status, content in described.other.items():
         responses[str(status)] = {
