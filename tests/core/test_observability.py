@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import cli, free_port, make_app
@@ -118,6 +119,31 @@ def test_readyz_is_503_when_postgresql_accepts_but_never_answers(other_app, sile
     assert body["checks"]["database"].startswith("unreachable")
     assert body["reason"].startswith("database: unreachable")
     assert "Retry-After" in response.headers
+
+
+def test_readyz_is_503_when_postgresql_answers_but_the_check_is_stuck(other_app) -> None:
+    """A lock held on the migrations table (a stuck migration, say): the probe's statement_timeout ends it."""
+    from qrsvc.db import upgrade
+    from tests.conftest import postgres_schema
+
+    with postgres_schema("qrsvc_probe") as url:
+        app = other_app(url)
+        upgrade(app)
+        holder = sa.create_engine(url)
+        try:
+            with holder.begin() as connection:
+                connection.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+                response = ask_readyz(app)
+        finally:
+            holder.dispose()
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["database"] == "unreachable (QueryCanceled)"
+        assert ask_readyz(app).status_code == 200  # the lock gone, ready again
+        from qrsvc.extensions import db
+
+        with app.app_context():
+            db.engine.dispose()
+        app.extensions["qrsvc_probe_engine"].dispose()
 
 
 def test_readyz_is_503_when_redis_accepts_but_never_answers(
