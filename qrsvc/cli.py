@@ -263,7 +263,7 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
             "0",
         ]
     else:
-        model = ["--worker-class", "sync"]
+        model = ["--worker-class", "qrsvc.serving.SyncWorker"]
     arguments = [
         sys.executable,
         "-m",

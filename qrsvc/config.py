@@ -112,6 +112,18 @@ CORE_SETTINGS = (
         "(0: look up on every request)",
     ),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
+    Setting(
+        "REDIRECT_RATE_LIMIT",
+        "600/minute",
+        doc="per-address limit on `/r/<code>` redirects (known or not); more: a small 429 page",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        int,
+        "proxies in front (nginx: 1) whose X-Forwarded-For is believed for the client's address "
+        "(limits, logs, /metrics' loopback check); 0: the header is ignored",
+    ),
     Setting("MAX_BODY_BYTES", 4 * 1024 * 1024, int, "larger request bodies get 413"),
     Setting("MIN_SIZE", 64, int, "smallest image size accepted"),
     Setting("MAX_SIZE", 4096, int, "largest image size accepted"),
@@ -214,6 +226,8 @@ def load(
         )
         for name, p in config["PLANS"].items()
     }
+    if config["TRUSTED_PROXIES"] < 0:
+        raise ConfigError(f"QRSVC_TRUSTED_PROXIES must be 0 or more, not {config['TRUSTED_PROXIES']}")
     if config["RENDER_PROCESSES"] is None:
         config["RENDER_PROCESSES"] = os.cpu_count() or 1
     if config["DEFAULT_PLAN"] not in config["PLANS"]:

@@ -152,10 +152,11 @@ def sqlite_file(url: str) -> Path | None:
     return None
 
 
-def unapplied_heads(app: Flask) -> list[str]:
+def unapplied_heads(app: Flask, engine: sa.Engine | None = None) -> list[str]:
     """The migration heads (core and integrations) the database has not reached; [] when up to date.
 
-    A SQLite file that does not exist is not created to find out.
+    Asks through `engine` (default: the app's). A SQLite file that does not exist is not created
+    to find out.
     """
     with _quiet_alembic():  # alembic logs its plugins' set-up at INFO when first imported
         from alembic.runtime.migration import MigrationContext
@@ -169,7 +170,7 @@ def unapplied_heads(app: Flask) -> list[str]:
         path = sqlite_file(app.config["DATABASE_URL"])
         if path is not None and not path.exists():
             return sorted(heads)
-        with app.app_context(), db.engine.connect() as connection:
+        with app.app_context(), (engine or db.engine).connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     return sorted(heads - current)
 

@@ -120,11 +120,12 @@ def core_operations() -> dict[str, Operation]:
             summary="Follow a dynamic code",
             tag="redirects",
             description="Redirects to the code's target and counts the scan; for people, so a "
-            "failure is a small HTML page (404 unknown, 410 disabled or expired).",
+            "failure is a small HTML page (404 unknown, 410 disabled or expired, 429 with "
+            "Retry-After past QRSVC_REDIRECT_RATE_LIMIT redirects from one address).",
             status=(302,),
             content={},
             headers={"Location": {"schema": {"type": "string"}, "required": True}},
-            other={404: HTML, 410: HTML},
+            other={404: HTML, 410: HTML, 429: HTML},
         ),
         "health.healthz": Operation(
             summary="The process is up",

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from flask import Flask, Response
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from qrsvc import auth, config, db, http, images, jobs, metrics, openapi, scans, usage
 from qrsvc.descriptions import core_operations
@@ -36,6 +37,7 @@ def create_app(
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -43,6 +45,18 @@ def create_app(
     for integration in integrations:
         integration.init_app(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind QRSVC_TRUSTED_PROXIES proxies, the client's address is the X-Forwarded-For value they added.
+
+    ProxyFix takes the value that many hops from the right (the one our own proxy appended)
+    and ignores what a client wrote before it; it rewrites `REMOTE_ADDR` in the environ, which
+    the limiter, `/metrics`' loopback check and gunicorn's access log all read.
+    """
+    hops: int = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
 
 
 def register_extensions(app: Flask) -> None:

@@ -2,7 +2,12 @@
 
 A load balancer sends traffic only to an instance whose `/readyz` says 200: its database
 answers and is migrated to every head (core and integrations), and its Redis, when the rate
-limits live there, answers. Each check has a short deadline, so a probe never hangs.
+limits live there, answers. Each check has a short deadline, so a probe never hangs: a
+server that accepts the connection and then says nothing (hung, or behind a half-dead
+network) is "unreachable" after `TIMEOUT` seconds, not after the kernel gives up on TCP.
+PostgreSQL is asked on a fresh connection of its own (`connect_timeout`, and a
+`statement_timeout` for a database that answers but is stuck), never on the request pool's,
+whose pooled connections have no deadline.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from qrsvc.db import unapplied_heads
 
 bp = Blueprint("health", __name__)
 
-#: Seconds a probe waits for Redis, and a client is told to wait before asking again.
-REDIS_TIMEOUT = 1.0
+#: Seconds each check may take (PostgreSQL's connect_timeout is whole seconds).
+TIMEOUT = 2
+#: Seconds a client is told to wait before asking again.
 RETRY_AFTER = 5
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 
@@ -51,9 +57,29 @@ def readyz() -> Any:
     return response
 
 
+def _probe_engine(app: Flask) -> sa.Engine | None:
+    """PostgreSQL: an engine of the probe's own, one fresh connection a probe, each with a deadline."""
+    url = sa.engine.make_url(app.config["DATABASE_URL"])
+    if url.get_backend_name() != "postgresql":
+        return None  # SQLite is a local file: nothing to wait for on a network
+    engine: sa.Engine | None = app.extensions.get("qrsvc_probe_engine")
+    if engine is None:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": TIMEOUT})
+        sa.event.listen(engine, "connect", _statement_timeout)
+        engine = app.extensions["qrsvc_probe_engine"] = engine
+    return engine
+
+
+def _statement_timeout(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET statement_timeout = {TIMEOUT * 1000}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
 def _check_database(app: Flask) -> str:
     try:
-        missing = unapplied_heads(app)
+        missing = unapplied_heads(app, _probe_engine(app))
     except sa.exc.SQLAlchemyError as exc:
         return f"unreachable ({type(getattr(exc, 'orig', None) or exc).__name__})"
     if missing:
@@ -62,7 +88,7 @@ def _check_database(app: Flask) -> str:
 
 
 def _check_redis(url: str) -> str:
-    client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+    client = redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
     try:
         client.ping()
     except redis.RedisError as exc:

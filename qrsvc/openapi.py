@@ -393,14 +393,18 @@ def _operation(
         responses[str(status)] = _error_response(status, api=api)
     responses["414"] = {
         "description": "The request line is longer than the HTTP server reads (gunicorn's "
-        "`limit_request_line`, 4094 bytes): its page, before the app sees the request.",
-        "content": {"text/html": {"schema": {"type": "string"}}},
+        "`limit_request_line`, 4094 bytes): `uri_too_long`, answered before the app sees the request.",
+        "content": {"application/json": {"schema": ref("Error")}},
     }
     for status, content in described.other.items():
         responses[str(status)] = {
             "description": _ERRORS.get(status, described.summary),
             "content": {kind: {"schema": _made(schema)} for kind, schema in content.items()},
         }
+        if status == 429:  # a page instead of JSON, with the same wait
+            responses[str(status)]["headers"] = {
+                "Retry-After": _error_response(429, api=False)["headers"]["Retry-After"]
+            }
     operation: dict[str, Any] = {
         "operationId": endpoint,
         "summary": described.summary,

@@ -130,6 +130,16 @@ def visitor(salt: bytes, code_id: str, address: str, user_agent: str) -> str:
     return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
 
 
+def address_key(address: str | None) -> str:
+    """What the redirect limit counts under: the address keyed with the day's salt, never the address.
+
+    The limiter's storage (Redis, a SQLite file) then holds nothing a past day's salt, once
+    deleted, could turn back into an address; the count starts afresh at midnight UTC.
+    """
+    digest = hmac.new(_salt(clock.now().date()), f"limit\n{address or ''}".encode(), hashlib.sha256)
+    return f"visitor:{digest.hexdigest()[:32]}"
+
+
 def referrer_host(referrer: str | None) -> str | None:
     """Only the name of an http(s) referrer's host: paths and queries can carry personal data,
     and an address for a host may be the visitor's own (a page on their network)."""
@@ -184,6 +194,7 @@ def purge_salts() -> str | None:
 
 __all__ = [
     "SETTINGS",
+    "address_key",
     "close",
     "country_of",
     "flush",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 
 from gunicorn import glogging
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
-from gunicorn.workers import gthread
+from gunicorn.workers import gthread, sync
 
 from qrsvc.config import setting
 from qrsvc.http import JsonFormatter, make_logs_safe, wsgi_text
@@ -48,7 +49,65 @@ class _Read:
         return self._data.read(size)
 
 
-class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+#: What gunicorn answers itself (requests it cannot parse, before the app), as DESIGN.md §4 errors.
+_SERVER_ERRORS = {
+    400: ("bad_request", "The request could not be understood (a malformed request line or header)."),
+    403: ("forbidden", "The request was refused."),
+    414: ("uri_too_long", "The request line is longer than the server reads (4094 bytes)."),
+    417: ("expectation_failed", "The Expect header cannot be met."),
+    431: ("request_header_fields_too_large", "The request headers are too many or too large."),
+    500: ("internal_error", "Something went wrong on our side."),
+    501: ("not_implemented", "The request's transfer coding is not supported."),
+}
+
+
+def json_error_response(page: bytes) -> bytes:
+    """gunicorn's whole HTML error response, rewritten as ours: same status, a JSON body.
+
+    gunicorn's page quotes the request line or header it choked on; ours says only what
+    kind of request it was, so nothing the client sent (a key in a URL) comes back.
+    """
+    status_line = page.split(b"\r\n", 1)[0]
+    parts = status_line.split(b" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 500
+    code, message = _SERVER_ERRORS.get(status, ("http_error", "The request could not be served."))
+    body = json.dumps({"success": False, "error": code, "message": message}).encode()
+    head = (
+        f"{status_line.decode('latin-1')}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class _JsonErrors:
+    """The client's socket as gunicorn's `handle_error` gets it: the one write there is its error page."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(json_error_response(data) if data.startswith(b"HTTP/") else data)
+
+
+class JsonErrorsMixin:
+    """Requests gunicorn refuses itself (400, 414, 431 …) get a JSON error, not gunicorn's HTML page.
+
+    gunicorn has no setting for the body of these answers; its `handle_error` (status,
+    logging, access log) runs as it is and only the page it writes is replaced.
+    """
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        super().handle_error(req, _JsonErrors(client), addr, exc)  # type: ignore[misc]
+
+
+class SyncWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
+    """gunicorn's sync worker with JSON errors for requests it cannot parse."""
+
+
+class ThreadWorker(JsonErrorsMixin, gthread.ThreadWorker):  # type: ignore[misc]
     """gunicorn's `gthread` worker that reads a request whole before the app runs it, one at a time.
 
     Threads wait for slow clients: reading headers and body (each read or write of a body or

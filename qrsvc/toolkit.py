@@ -71,7 +71,7 @@ from qrsvc.printing import (
 from qrsvc.qr import ENGINES, ERROR_CORRECTION_LEVELS, DataTooLongError, Style, encode, render
 from qrsvc.scan_counts import Counts as ScanCounts
 from qrsvc.scan_counts import ScanStats, scan_stats
-from qrsvc.transactions import savepoint, transactional, unit_of_work
+from qrsvc.transactions import after_commit, savepoint, transactional, unit_of_work
 
 
 def now() -> datetime:
@@ -113,6 +113,7 @@ __all__ = [
     "Style",
     "Unset",
     "add_migrations",
+    "after_commit",
     "apply_settings",
     "boolean",
     "check_cost",

@@ -4,7 +4,8 @@ Services write in the session and never commit or roll back the whole of it. A
 view decorated with `transactional` commits once after it returns a response below
 400 and rolls back when it raises or answers with an error; a CLI command or a job
 wraps its work in `unit_of_work()`. A service that must undo only its own part (a
-duplicate that the unique constraint refuses, say) runs it in `savepoint()`.
+duplicate that the unique constraint refuses, say) runs it in `savepoint()`. Whatever
+must happen only once the writes are kept (a metric counted, say) goes to `after_commit`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from functools import wraps
 from typing import Any, ParamSpec
 
 from flask import Response, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from qrsvc.extensions import db
 
@@ -78,4 +81,43 @@ def _begin_sqlite_transaction() -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-__all__ = ["savepoint", "transactional", "unit_of_work"]
+#: `Session.info` key: actions waiting for a transaction (a savepoint or the outermost one) to commit.
+_PENDING = "qrsvc_after_commit"
+
+
+def after_commit(action: Callable[[], None]) -> None:
+    """Run `action` once the session's outermost transaction commits; drop it if it rolls back.
+
+    An action registered inside a `savepoint()` is dropped when that savepoint alone rolls
+    back, and waits for the outer commit when it is released.
+    """
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    pending: dict[SessionTransaction, list[Callable[[], None]]] = session.info.setdefault(_PENDING, {})
+    pending.setdefault(transaction, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    pending: dict[SessionTransaction, list[Callable[[], None]]] | None = session.info.get(_PENDING)
+    if not pending:
+        return
+    # While its hooks run, the committing transaction is still the session's current one.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    actions = pending.pop(transaction, []) if transaction is not None else []
+    if transaction is not None and transaction.parent is not None:  # a released savepoint
+        pending.setdefault(transaction.parent, []).extend(actions)
+        return
+    for action in actions:
+        action()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ends still holding actions rolled back (a commit has taken them)."""
+    pending: dict[SessionTransaction, list[Callable[[], None]]] | None = session.info.get(_PENDING)
+    if pending:
+        pending.pop(transaction, None)
+
+
+__all__ = ["after_commit", "savepoint", "transactional", "unit_of_work"]

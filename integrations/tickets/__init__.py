@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from qrsvc.toolkit import Setting, add_migrations, apply_settings, register_operations
+from qrsvc.toolkit import Setting, add_migrations, apply_settings, metrics_counter, register_operations
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -126,6 +126,12 @@ def init_app(app: Flask) -> None:
     if config["TICKETS_QR_EC"] not in ("M", "Q"):
         # L is too fragile for a printed, folded ticket; H makes a ~400-character token too dense.
         raise ValueError("QRSVC_TICKETS_QR_EC must be M or Q")
+    app.extensions["tickets_scans"] = metrics_counter(
+        "qrsvc_ticket_scans",
+        "Ticket scans written to the scan log (once committed), by result and mode (online, offline).",
+        ("result", "mode"),
+        app=app,
+    )
     app.register_blueprint(bp)
     app.register_blueprint(wellknown)
     app.register_blueprint(scanner)

@@ -1,7 +1,9 @@
 """The append-only scan log: rows appended exactly once per (device, nonce), retries found, pages read.
 
 A (device, nonce) pair is unique per calling key and event; the unique index, not a
-read before the write, decides which of two racing requests logs it.
+read before the write, decides which of two racing requests logs it. Each row appended
+counts once in `qrsvc_ticket_scans` when its transaction commits; a retry finds the row
+and counts nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from qrsvc.extensions import db
 from qrsvc.models import ApiKey
-from qrsvc.toolkit import Page, paginate, savepoint
+from qrsvc.toolkit import Page, after_commit, paginate, savepoint
 
 from .models import Event, Scan, Ticket, scan_event_scope
 
@@ -79,7 +82,14 @@ def append(key: ApiKey, event_id: str | None, sent: Sent, decide: Callable[[], S
         if existing is None:
             raise
         return existing
+    _count(scan)
     return scan
+
+
+def _count(scan: Scan) -> None:
+    """One more scan in `qrsvc_ticket_scans`, once the request commits it (a rollback counts none)."""
+    scans = current_app.extensions["tickets_scans"]
+    after_commit(scans.labels(str(scan.result), "offline" if scan.offline else "online").inc)
 
 
 def list_scans(event: Event, limit: int, cursor: str | None) -> Page[Scan]:

@@ -365,3 +365,51 @@ def test_the_unique_constraint_is_the_last_word_on_short_codes(app, client, auth
                 .values(short_code=path_of(code)[3:])
             )
         db.session.rollback()
+
+
+@pytest.mark.parametrize("app_config", [{"REDIRECT_RATE_LIMIT": "3/minute"}])
+def test_redirects_are_limited_per_address_with_a_small_429_page(client, auth) -> None:
+    code = make(client, auth)
+    assert [client.get(path_of(code)).status_code for _ in range(3)] == [302] * 3
+    refused = client.get(path_of(code))
+    assert (refused.status_code, refused.mimetype) == (429, "text/html")
+    assert b"Too many scans" in refused.data
+    assert "Location" not in refused.headers
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["Cache-Control"] == "no-store"
+    # Guessing codes is refused alike: unknown ones count against the same limit.
+    assert client.get("/r/AAAAAAAAAAAAA").status_code == 429
+    assert client.get(path_of(code).lower()).status_code == 429  # /r/ and /R/ are one limit
+    assert scans_of(client, auth, code)["total"] == 3
+    # Another address is not held back, and the API's own limit is a separate one.
+    other = client.get(path_of(code), environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 302
+    assert client.get("/v1/qr").status_code == 401
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "qrsvc_rate_limit_refusals_total" in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    refusals = sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "qrsvc_rate_limit_refusals_total"
+        and sample.labels["route"].endswith("<short_code>")
+    )
+    assert refusals == 3
+
+
+def test_the_redirect_limit_keeps_no_address(app, client, auth) -> None:
+    """The limiter's storage counts redirects under a salted hash, as the scan statistics do."""
+    import sqlite3
+    from pathlib import Path
+
+    code = make(client, auth)
+    assert client.get(path_of(code), environ_base={"REMOTE_ADDR": "198.51.100.23"}).status_code == 302
+    path = Path(app.instance_path) / "ratelimits.sqlite3"  # the default storage
+    assert app.config["RATELIMIT_STORAGE_URL"].endswith(str(path))
+    with sqlite3.connect(path) as connection:
+        keys = [row[0] for row in connection.execute("SELECT key FROM window_entries")]
+    redirect_keys = [key for key in keys if "redirects" in key]
+    assert redirect_keys, keys  # the redirect was counted here
+    assert not [key for key in keys if "198.51.100.23" in key]

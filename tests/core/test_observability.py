@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import cli, free_port, make_app
@@ -70,6 +74,87 @@ def test_readyz_is_503_when_the_database_does_not_answer(other_app) -> None:
     assert response.status_code == 503
     assert "unreachable" in response.get_json()["checks"]["database"]
     assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def silent_server():
+    """A real TCP server that accepts connections and never says a word (a hung database or Redis)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _address = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def ask_readyz(app) -> Any:
+    """GET /readyz in a thread, given a generous minute only so that a hang fails instead of stalling."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(app.test_client().get, "/readyz").result(timeout=60)
+    finally:
+        pool.shutdown(wait=False)  # a hung probe must not hold the test up as well
+
+
+def test_readyz_is_503_when_postgresql_accepts_but_never_answers(other_app, silent_server: int) -> None:
+    app = other_app(f"postgresql+psycopg://nobody@127.0.0.1:{silent_server}/none")
+    response = ask_readyz(app)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["database"].startswith("unreachable")
+    assert body["reason"].startswith("database: unreachable")
+    assert "Retry-After" in response.headers
+
+
+def test_readyz_is_503_when_postgresql_answers_but_the_check_is_stuck(other_app) -> None:
+    """A lock held on the migrations table (a stuck migration, say): the probe's statement_timeout ends it."""
+    from qrsvc.db import upgrade
+    from tests.conftest import postgres_schema
+
+    with postgres_schema("qrsvc_probe") as url:
+        app = other_app(url)
+        upgrade(app)
+        holder = sa.create_engine(url)
+        try:
+            with holder.begin() as connection:
+                connection.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+                response = ask_readyz(app)
+        finally:
+            holder.dispose()
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["database"] == "unreachable (QueryCanceled)"
+        assert ask_readyz(app).status_code == 200  # the lock gone, ready again
+        from qrsvc.extensions import db
+
+        with app.app_context():
+            db.engine.dispose()
+        app.extensions["qrsvc_probe_engine"].dispose()
+
+
+def test_readyz_is_503_when_redis_accepts_but_never_answers(
+    app, database_url: str, other_app, silent_server: int
+) -> None:
+    hung = other_app(database_url, RATELIMIT_STORAGE_URL=f"redis://127.0.0.1:{silent_server}/0")
+    response = ask_readyz(hung)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["redis"].startswith("unreachable")
+    assert body["checks"]["database"] == "ok"
 
 
 def test_readyz_names_redis_when_it_does_not_answer(app, database_url: str, other_app) -> None:
@@ -263,3 +348,17 @@ def test_metrics_observe_batch_sizes(client, auth) -> None:
     assert samples(text, "qrsvc_batch_items_count") == 2
     assert samples(text, "qrsvc_batch_items_sum") == 23
     assert samples(text, "qrsvc_batch_items_bucket", le="10.0") == 1
+
+
+def test_metrics_count_render_cache_hits(client, auth) -> None:
+    same = {"data": "cached once", "format": "png", "size": 256}
+    for _ in range(3):
+        assert client.post("/v1/qr/generate", json=same, headers=auth).status_code == 200
+    other = {"data": "drawn once", "format": "svg"}
+    assert client.post("/v1/qr/generate", json=other, headers=auth).status_code == 200
+    batch = {"items": [same, other, {"data": "new in the batch"}], "response": "json"}
+    assert client.post("/v1/qr/batch", json=batch, headers=auth).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    assert samples(text, "qrsvc_render_cache_hits_total") == 4  # 2 repeats, then 2 of the batch's 3
+    assert samples(text, "qrsvc_codes_rendered_total", format="png") == 5  # hits are images produced too
+    assert samples(text, "qrsvc_codes_rendered_total", format="svg") == 2

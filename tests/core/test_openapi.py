@@ -186,3 +186,11 @@ def test_docs_page_loads_only_local_assets(client) -> None:
         assert loaded.status_code == 200, asset
         loaded.close()
     assert 'data-spec="/v1/openapi.json"' in page
+
+
+def test_the_redirect_limit_page_is_described(client) -> None:
+    spec = client.get("/v1/openapi.json").get_json()
+    (path,) = [p for p in spec["paths"] if p.lower() == "/r/{short_code}" and p.startswith("/r")]
+    refused = spec["paths"][path]["get"]["responses"]["429"]
+    assert "text/html" in refused["content"]
+    assert refused["headers"]["Retry-After"]["required"] is True

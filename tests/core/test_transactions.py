@@ -21,7 +21,7 @@ from qrsvc.extensions import db
 from qrsvc.keys import create_key
 from qrsvc.models import ApiKey, QrCode
 from qrsvc.options import QrOptions
-from qrsvc.transactions import savepoint, transactional, unit_of_work
+from qrsvc.transactions import after_commit, savepoint, transactional, unit_of_work
 
 PLANS = ["free", "pro", "tiny", "unlimited"]
 
@@ -156,3 +156,64 @@ def test_services_leave_the_commit_to_the_caller(app: Any) -> None:
     assert "never committed" not in names(app)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(QrCode)) == 0
+
+
+# after_commit: what must happen only once the writes are kept
+
+
+def test_after_commit_runs_once_when_the_outer_transaction_commits(app: Any) -> None:
+    ran: list[str] = []
+    with app.app_context():
+        with unit_of_work():
+            create_key("counted", "pro", ["*"], PLANS)
+            after_commit(lambda: ran.append("outer"))
+            with savepoint():
+                after_commit(lambda: ran.append("released savepoint"))
+            assert ran == []  # a released savepoint is not yet a commit
+        assert ran == ["outer", "released savepoint"]
+        with unit_of_work():
+            create_key("next", "pro", ["*"], PLANS)
+    assert ran == ["outer", "released savepoint"]  # never run again by a later commit
+
+
+def test_after_commit_is_dropped_when_the_transaction_rolls_back(app: Any) -> None:
+    ran: list[str] = []
+
+    def refused() -> None:
+        with unit_of_work():
+            create_key("rolled back", "pro", ["*"], PLANS)
+            after_commit(lambda: ran.append("rolled back"))
+            raise ApiError(409, "conflict", "undone")
+
+    with app.app_context():
+        with pytest.raises(ApiError):
+            refused()
+        with unit_of_work():
+            create_key("committed later", "pro", ["*"], PLANS)
+    assert ran == []
+    assert "rolled back" not in names(app)
+
+
+def test_after_commit_inside_a_savepoint_that_rolls_back_is_dropped(app: Any) -> None:
+    ran: list[str] = []
+    with app.app_context(), unit_of_work():
+        create_key("kept", "pro", ["*"], PLANS)
+        try:
+            with savepoint():
+                after_commit(lambda: ran.append("undone"))
+                add_two_keys_with_one_prefix()
+        except sa.exc.IntegrityError:
+            pass
+        after_commit(lambda: ran.append("kept"))
+    assert ran == ["kept"]
+    assert "kept" in names(app)
+
+
+def test_after_commit_before_any_write_waits_for_the_commit(app: Any) -> None:
+    ran: list[str] = []
+    with app.app_context():
+        after_commit(lambda: ran.append("early"))
+        assert ran == []
+        with unit_of_work():
+            create_key("written after", "pro", ["*"], PLANS)
+    assert ran == ["early"]
