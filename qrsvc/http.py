@@ -9,8 +9,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import redis
+import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
+from limits.errors import StorageError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from qrsvc.errors import ApiError
@@ -214,13 +217,46 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if _unavailable(error):
+            # The database or the limits' Redis does not answer (down, restarting, failing over):
+            # nothing of the request was committed, and the same request may succeed in a moment.
+            log.warning("service unavailable: %s", _one_line(error))
+            return render(
+                ApiError(
+                    503,
+                    "service_unavailable",
+                    "A service this request needs is not answering; retry after the time in Retry-After.",
+                    headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+                )
+            )
         log.exception("unhandled error")
         return render(
             ApiError(500, "internal_error", "Something went wrong on our side; quote the X-Request-Id.")
         )
 
 
+#: Seconds a client is told to wait when the database or Redis does not answer.
+UNAVAILABLE_RETRY_AFTER = 2
+
+
+def _unavailable(error: BaseException) -> bool:
+    """Is `error` a backend that does not answer, as opposed to a defect in the request's handling?"""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, sa.exc.OperationalError | sa.exc.InterfaceError
+        )
+    # The pool has no connection to give (all are busy), or the limits' storage does not answer.
+    return isinstance(error, sa.exc.TimeoutError | redis.ConnectionError | redis.TimeoutError | StorageError)
+
+
+def _one_line(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text[:300]}"
+
+
 __all__ = [
+    "UNAVAILABLE_RETRY_AFTER",
     "JsonFormatter",
     "SafeFormatter",
     "escape_controls",

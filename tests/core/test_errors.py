@@ -269,3 +269,37 @@ def test_a_surrogate_pair_is_an_ordinary_character(client, auth, decode) -> None
 def test_400_nul_characters_are_refused_on_every_database(client, auth) -> None:
     # PostgreSQL cannot store NUL in text; refuse it for every backend alike.
     assert_error(post(client, auth, {"data": "a\u0000b"}), 400, "invalid_parameter", "data")
+
+
+def test_503_when_the_database_is_unreachable(tmp_path, caplog) -> None:
+    """A database that does not answer (down, restarting) is a 503 to retry, not a 500."""
+    from qrsvc.extensions import db
+    from tests.conftest import free_port, make_app
+
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
+    app = make_app(closed, tmp_path / "instance")
+    well_formed = f"qrs_{'a' * 10}_{'b' * 40}"  # looked up in the database, which does not answer
+    response = app.test_client().get("/v1/account/usage", headers={"Authorization": f"Bearer {well_formed}"})
+    assert_error(response, 503, "service_unavailable")
+    assert 1 <= int(response.headers["Retry-After"]) <= 10
+    assert not any(r.exc_info for r in caplog.records)  # one line in the log, no traceback
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_503_when_the_rate_limit_storage_is_unreachable(database_url, tmp_path, make_key) -> None:
+    """Limits in a Redis that does not answer: the request cannot be counted, so it is refused for now."""
+    from qrsvc.extensions import db
+    from tests.conftest import free_port, make_app
+
+    key = make_key()
+    app = make_app(
+        database_url, tmp_path / "other", RATELIMIT_STORAGE_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    response = app.test_client().post(
+        "/v1/qr/generate", json={"data": "x"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert_error(response, 503, "service_unavailable")
+    assert 1 <= int(response.headers["Retry-After"]) <= 10
+    with app.app_context():
+        db.engine.dispose()
