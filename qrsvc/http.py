@@ -158,8 +158,7 @@ def init_app(app: Flask) -> None:
         response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
         # For gunicorn's access log, which sees the environ but not the app: the rule and key prefix.
         request.environ["qrsvc.route"] = request.url_rule.rule if request.url_rule is not None else None
-        key = g.get("qrsvc_key")
-        request.environ["qrsvc.key_prefix"] = getattr(key, "prefix", None)
+        request.environ["qrsvc.key_prefix"] = g.get("qrsvc_key_prefix")
         return response
 
     root = logging.getLogger()
@@ -196,6 +195,8 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error.to_dict())
         response.status_code = error.status
         response.headers.update(error.headers)
+        # Also here, not only in the hook: when a hook fails, Flask skips the hooks of its error response.
+        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
         return response
 
     @app.errorhandler(ApiError)
@@ -205,6 +206,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        original = getattr(error, "original_exception", None)
+        if status == 500 and original is not None and _unavailable(original):
+            # Raised after the view, by a hook finishing the response: Flask wraps it.
+            return _unexpected(original)
         code, message = _HTTP_ERRORS.get(status, ("http_error", error.description or "HTTP error."))
         limit = ""
         if isinstance(error, RateLimitExceeded):

@@ -303,3 +303,55 @@ def test_503_when_the_rate_limit_storage_is_unreachable(database_url, tmp_path, 
     assert 1 <= int(response.headers["Retry-After"]) <= 10
     with app.app_context():
         db.engine.dispose()
+
+
+def test_the_hooks_finishing_a_failed_response_never_query_the_database(app, client, auth) -> None:
+    """A failed request rolls back, which expires the key loaded for it; the hooks that finish the
+    response (request id, access-log fields, limit headers) must not load it again: with the database
+    restarting, that load raised after the error handler had run and turned a JSON 503 into a 500."""
+    import sqlalchemy as sa
+
+    from qrsvc.errors import ApiError
+    from qrsvc.extensions import db
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    @app.post("/v1/fails-after-a-rollback")
+    def fails() -> None:
+        db.session.rollback()  # as `transactional` does when a view raises
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        raise ApiError(409, "conflict", "It conflicts.")
+
+    try:
+        response = client.post("/v1/fails-after-a-rollback", headers=auth)
+    finally:
+        with app.app_context():
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert_error(response, 409, "conflict")
+    assert statements == []
+
+
+def test_503_when_the_database_goes_away_while_the_response_is_finished(database_url, tmp_path) -> None:
+    """A hook after the view that meets an unreachable database: still the JSON 503, not a 500."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from tests.conftest import free_port, make_app
+
+    app = make_app(database_url, tmp_path / "instance")
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: TESTING would re-raise it here
+    gone = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=2")
+
+    @app.after_request
+    def reach_the_database(response: Any) -> Any:
+        with gone.connect():
+            return response
+
+    response = app.test_client().get("/v1/qr", headers={"Authorization": "Bearer nothing"})
+    assert_error(response, 503, "service_unavailable")
+    assert 1 <= int(response.headers["Retry-After"]) <= 10
+    with app.app_context():
+        db.engine.dispose()
