@@ -1063,6 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGALRM, out_of_time)
     signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, terminated)  # also when started where SIGINT was ignored (`&` in a script)
     signal.alarm(int(limit))
     folder = Path(tempfile.mkdtemp(prefix="qrsvc-soak-"))
     folder.chmod(0o755)  # the postgres user walks into it

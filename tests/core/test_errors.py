@@ -355,3 +355,37 @@ def test_503_when_the_database_goes_away_while_the_response_is_finished(database
     assert 1 <= int(response.headers["Retry-After"]) <= 10
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_connection_the_database_ended_never_loses_the_answer(tmp_path, caplog) -> None:
+    """PostgreSQL restarting ends its connections: the rollback that closes such a request's
+    session at teardown fails. It raised out of Flask, and gunicorn sent its own plain-text 500
+    for a request that had its answer; now the connection is dropped, the answer goes out."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from tests.conftest import make_app, postgres_schema
+
+    with postgres_schema("qrsvc_ended") as url:
+        app = make_app(url, tmp_path / "instance")
+        other = sa.create_engine(url)
+
+        @app.get("/ended-by-the-server")
+        def ended() -> dict[str, Any]:
+            pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with other.begin() as connection:  # what a restart does to every connection
+                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            return {"answer": 42}
+
+        @app.get("/next")
+        def after() -> dict[str, Any]:
+            return {"one": db.session.execute(sa.text("SELECT 1")).scalar_one()}
+
+        client = app.test_client()
+        response = client.get("/ended-by-the-server")
+        assert (response.status_code, response.get_json()) == (200, {"answer": 42})
+        assert client.get("/next").get_json() == {"one": 1}
+        assert any("AdminShutdown" in r.getMessage() for r in caplog.records)
+        other.dispose()
+        with app.app_context():
+            db.engine.dispose()
