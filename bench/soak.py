@@ -43,14 +43,17 @@ Run: `.venv/bin/python bench/soak.py [--duration 180] [--short] [--sizing]`.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import email
 import email.policy
 import glob
+import io
 import itertools
 import json
 import math
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -70,6 +73,7 @@ import psycopg
 import redis
 import requests
 from aiosmtpd.controller import Controller
+from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -470,11 +474,6 @@ class Traffic:
                 self.ledger.decoded.append(self._decode(payload["image_base64"]) == [data])
 
     def _decode(self, image_base64: str) -> list[str]:
-        import base64
-        import io
-
-        from PIL import Image
-
         with Image.open(io.BytesIO(base64.b64decode(image_base64))) as image:
             found = self._decoder.read_barcodes(
                 image.convert("L"), formats=self._decoder.BarcodeFormat.QRCode
@@ -572,7 +571,7 @@ class Traffic:
 
     def mixed(self, stop: threading.Event, seed: int) -> None:
         choices = [name for name, weight in self.MIX for _ in range(weight)]
-        rng = __import__("random").Random(seed)
+        rng = random.Random(seed)  # noqa: S311 (traffic mix, not secrets)
         while not stop.is_set():
             getattr(self, rng.choice(choices))()
 
