@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["generate.py", "batch.py", "redirects.py", "tickets.py", "shop.py", "labels.py", "crm.py"]
+ORDER = ["generate.py", "batch.py", "redirects.py", "tickets.py", "shop.py", "labels.py", "crm.py", "soak.py"]
 
 
 def main() -> int:

@@ -66,6 +66,9 @@ def identify_request() -> None:
     key = find_key(plain) if plain else None
     g.qrsvc_credential = plain
     g.qrsvc_key = key
+    # Read now, for the access log: a rollback expires the key, and reloading it while the
+    # response is finished would query a database that may just have gone away.
+    g.qrsvc_key_prefix = key.prefix if key is not None else None
     if key is not None and key.revoked_at is None:
         g.rate_limit_key = f"key:{key.prefix}"
         g.rate_limit = plan_of(key).rate_limit

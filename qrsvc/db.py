@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 #: A pooled connection unused for longer is pinged before a request gets it (see `_ping_if_idle`).
@@ -74,6 +75,8 @@ def init_app(app: Flask) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
     db.init_app(app)
+    # Registered after Flask-SQLAlchemy's: teardown functions run last first, so this one closes.
+    app.teardown_appcontext(_close_session)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             pragmas = functools.partial(_sqlite_pragmas, app.config["SQLITE_SYNCHRONOUS"])
@@ -82,6 +85,24 @@ def init_app(app: Flask) -> None:
             sa.event.listen(db.engine.pool, "checkin", _mark_checked_in)
             sa.event.listen(db.engine.pool, "checkout", functools.partial(_ping_if_idle, db.engine.dialect))
     app.extensions.setdefault("qrsvc_migrations", [str(MIGRATIONS / "versions")])
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    """End the context's session; a connection the database has ended (a restart) is dropped, not raised.
+
+    Closing rolls back what a request left open. On a connection PostgreSQL has terminated that
+    rollback fails, and the error would escape Flask after the response was made: the client
+    would get the WSGI server's own 500 instead of its answer. The pool discards the connection.
+    """
+    try:
+        db.session.remove()
+    except sa.exc.DBAPIError as exc:
+        if not (
+            exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+        ):
+            raise
+        log.warning("closing a session whose connection the database ended: %s", type(exc.orig).__name__)
+        db.session.registry.clear()
 
 
 def dialect_name() -> str:

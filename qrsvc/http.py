@@ -9,8 +9,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import redis
+import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
+from limits.errors import StorageError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from qrsvc.errors import ApiError
@@ -157,8 +160,7 @@ def init_app(app: Flask) -> None:
         response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
         # For gunicorn's access log, which sees the environ but not the app: the rule and key prefix.
         request.environ["qrsvc.route"] = request.url_rule.rule if request.url_rule is not None else None
-        key = g.get("qrsvc_key")
-        request.environ["qrsvc.key_prefix"] = getattr(key, "prefix", None)
+        request.environ["qrsvc.key_prefix"] = g.get("qrsvc_key_prefix")
         return response
 
     root = logging.getLogger()
@@ -195,6 +197,8 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error.to_dict())
         response.status_code = error.status
         response.headers.update(error.headers)
+        # Also here, not only in the hook: when a hook fails, Flask skips the hooks of its error response.
+        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
         return response
 
     @app.errorhandler(ApiError)
@@ -204,6 +208,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        original = getattr(error, "original_exception", None)
+        if status == 500 and original is not None and _unavailable(original):
+            # Raised after the view, by a hook finishing the response: Flask wraps it.
+            return _unexpected(original)
         code, message = _HTTP_ERRORS.get(status, ("http_error", error.description or "HTTP error."))
         limit = ""
         if isinstance(error, RateLimitExceeded):
@@ -216,13 +224,46 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if _unavailable(error):
+            # The database or the limits' Redis does not answer (down, restarting, failing over):
+            # nothing of the request was committed, and the same request may succeed in a moment.
+            log.warning("service unavailable: %s", _one_line(error))
+            return render(
+                ApiError(
+                    503,
+                    "service_unavailable",
+                    "A service this request needs is not answering; retry after the time in Retry-After.",
+                    headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+                )
+            )
         log.exception("unhandled error")
         return render(
             ApiError(500, "internal_error", "Something went wrong on our side; quote the X-Request-Id.")
         )
 
 
+#: Seconds a client is told to wait when the database or Redis does not answer.
+UNAVAILABLE_RETRY_AFTER = 2
+
+
+def _unavailable(error: BaseException) -> bool:
+    """Is `error` a backend that does not answer, as opposed to a defect in the request's handling?"""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, sa.exc.OperationalError | sa.exc.InterfaceError
+        )
+    # The pool has no connection to give (all are busy), or the limits' storage does not answer.
+    return isinstance(error, sa.exc.TimeoutError | redis.ConnectionError | redis.TimeoutError | StorageError)
+
+
+def _one_line(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text[:300]}"
+
+
 __all__ = [
+    "UNAVAILABLE_RETRY_AFTER",
     "JsonFormatter",
     "SafeFormatter",
     "escape_controls",

@@ -123,6 +123,7 @@ _ERRORS: dict[int, str] = {
     422: "Well-formed but impossible (`data_too_long`, `low_contrast`, `transparency_unsupported`, …).",
     429: "Rate limited (`rate_limited`); retry after `Retry-After` seconds.",
     500: "Something went wrong on our side (`internal_error`); no details, quote `X-Request-Id`.",
+    503: "The database or Redis did not answer (`service_unavailable`); retry after `Retry-After` seconds.",
 }
 
 _COMPONENT_SCHEMAS: dict[str, Any] = {

@@ -13,6 +13,10 @@ if [ "${1:-}" = "--test" ]; then
     # Headless Chromium renders the shop's email preview in tests (a real browser, not a parser).
     [ -x /usr/bin/chromium ] || missing="$missing chromium"
     packages="$packages chromium chromium-driver"
+    # The soak (tests/test_soak.py) starts its own PostgreSQL cluster and Redis server.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+    command -v redis-server >/dev/null || missing="$missing redis-server"
+    packages="$packages postgresql redis-server"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

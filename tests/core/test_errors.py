@@ -269,3 +269,123 @@ def test_a_surrogate_pair_is_an_ordinary_character(client, auth, decode) -> None
 def test_400_nul_characters_are_refused_on_every_database(client, auth) -> None:
     # PostgreSQL cannot store NUL in text; refuse it for every backend alike.
     assert_error(post(client, auth, {"data": "a\u0000b"}), 400, "invalid_parameter", "data")
+
+
+def test_503_when_the_database_is_unreachable(tmp_path, caplog) -> None:
+    """A database that does not answer (down, restarting) is a 503 to retry, not a 500."""
+    from qrsvc.extensions import db
+    from tests.conftest import free_port, make_app
+
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
+    app = make_app(closed, tmp_path / "instance")
+    well_formed = f"qrs_{'a' * 10}_{'b' * 40}"  # looked up in the database, which does not answer
+    response = app.test_client().get("/v1/account/usage", headers={"Authorization": f"Bearer {well_formed}"})
+    assert_error(response, 503, "service_unavailable")
+    assert 1 <= int(response.headers["Retry-After"]) <= 10
+    assert not any(r.exc_info for r in caplog.records)  # one line in the log, no traceback
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_503_when_the_rate_limit_storage_is_unreachable(database_url, tmp_path, make_key) -> None:
+    """Limits in a Redis that does not answer: the request cannot be counted, so it is refused for now."""
+    from qrsvc.extensions import db
+    from tests.conftest import free_port, make_app
+
+    key = make_key()
+    app = make_app(
+        database_url, tmp_path / "other", RATELIMIT_STORAGE_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    response = app.test_client().post(
+        "/v1/qr/generate", json={"data": "x"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert_error(response, 503, "service_unavailable")
+    assert 1 <= int(response.headers["Retry-After"]) <= 10
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_the_hooks_finishing_a_failed_response_never_query_the_database(app, client, auth) -> None:
+    """A failed request rolls back, which expires the key loaded for it; the hooks that finish the
+    response (request id, access-log fields, limit headers) must not load it again: with the database
+    restarting, that load raised after the error handler had run and turned a JSON 503 into a 500."""
+    import sqlalchemy as sa
+
+    from qrsvc.errors import ApiError
+    from qrsvc.extensions import db
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    @app.post("/v1/fails-after-a-rollback")
+    def fails() -> None:
+        db.session.rollback()  # as `transactional` does when a view raises
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        raise ApiError(409, "conflict", "It conflicts.")
+
+    try:
+        response = client.post("/v1/fails-after-a-rollback", headers=auth)
+    finally:
+        with app.app_context():
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert_error(response, 409, "conflict")
+    assert statements == []
+
+
+def test_503_when_the_database_goes_away_while_the_response_is_finished(database_url, tmp_path) -> None:
+    """A hook after the view that meets an unreachable database: still the JSON 503, not a 500."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from tests.conftest import free_port, make_app
+
+    app = make_app(database_url, tmp_path / "instance")
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: TESTING would re-raise it here
+    gone = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=2")
+
+    @app.after_request
+    def reach_the_database(response: Any) -> Any:
+        with gone.connect():
+            return response
+
+    response = app.test_client().get("/v1/qr", headers={"Authorization": "Bearer nothing"})
+    assert_error(response, 503, "service_unavailable")
+    assert 1 <= int(response.headers["Retry-After"]) <= 10
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_connection_the_database_ended_never_loses_the_answer(tmp_path, caplog) -> None:
+    """PostgreSQL restarting ends its connections: the rollback that closes such a request's
+    session at teardown fails. It raised out of Flask, and gunicorn sent its own plain-text 500
+    for a request that had its answer; now the connection is dropped, the answer goes out."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from tests.conftest import make_app, postgres_schema
+
+    with postgres_schema("qrsvc_ended") as url:
+        app = make_app(url, tmp_path / "instance")
+        other = sa.create_engine(url)
+
+        @app.get("/ended-by-the-server")
+        def ended() -> dict[str, Any]:
+            pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with other.begin() as connection:  # what a restart does to every connection
+                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            return {"answer": 42}
+
+        @app.get("/next")
+        def after() -> dict[str, Any]:
+            return {"one": db.session.execute(sa.text("SELECT 1")).scalar_one()}
+
+        client = app.test_client()
+        response = client.get("/ended-by-the-server")
+        assert (response.status_code, response.get_json()) == (200, {"answer": 42})
+        assert client.get("/next").get_json() == {"one": 1}
+        assert any("AdminShutdown" in r.getMessage() for r in caplog.records)
+        other.dispose()
+        with app.app_context():
+            db.engine.dispose()
