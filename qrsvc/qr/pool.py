@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -107,8 +107,12 @@ class RenderPool:
         # A few chunks per process balance uneven chunks without paying per-job IPC.
         size = max(1, math.ceil(len(jobs) / (self.processes * 4)))
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        executor = self._executor_here()
-        futures = [executor.submit(_draw_chunk, chunk) for chunk in chunks]
+        submitted = self._submit_all(chunks)
+        if submitted is None:
+            for chunk in chunks:
+                yield from _draw_chunk(chunk)
+            return
+        executor, futures = submitted
         for chunk, future in zip(chunks, futures, strict=True):
             try:
                 drawn = future.result()
@@ -118,6 +122,23 @@ class RenderPool:
                 self._discard(executor)
                 drawn = _draw_chunk(chunk)
             yield from drawn
+
+    def _submit_all(
+        self, chunks: list[Sequence[Job]]
+    ) -> tuple[ProcessPoolExecutor, list[Future[list[Drawn | Refused]]]] | None:
+        """Hand every chunk to the pool; None when no working pool could be had (draw here).
+
+        A process that died since the last call (killed, out of memory) may have left the pool
+        marked broken, which refuses even to take work: start a new one, once.
+        """
+        for _attempt in range(2):
+            executor = self._executor_here()
+            try:
+                return executor, [executor.submit(_draw_chunk, chunk) for chunk in chunks]
+            except BrokenProcessPool:
+                log.warning("render pool broken; starting a new one")
+                self._discard(executor)
+        return None
 
     def _executor_here(self) -> ProcessPoolExecutor:
         with self._lock:

@@ -143,6 +143,31 @@ def test_a_killed_render_process_costs_speed_not_results(caplog) -> None:
         pool.close()
 
 
+def test_a_pool_that_already_knows_it_is_broken_is_replaced_before_drawing(caplog) -> None:
+    """A render process died between two requests and the pool noticed: the next request still draws."""
+    import os
+    import signal
+    import time
+
+    pool = RenderPool(processes=2, min_jobs=2)
+    try:
+        expected = [draw(job) for job in _jobs()]
+        assert list(pool.draw_all(_jobs())) == expected
+        first = pool._executor
+        assert first is not None
+        for pid in list(first._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not first._broken and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)  # the executor's manager thread marks it broken
+        assert first._broken  # type: ignore[attr-defined]
+        assert list(pool.draw_all(_jobs())) == expected
+        assert "render pool broken" in caplog.text
+        assert pool._executor is not None and pool._executor is not first
+    finally:
+        pool.close()
+
+
 def test_render_processes_leave_when_their_parent_dies(tmp_path) -> None:
     import subprocess
     import sys
