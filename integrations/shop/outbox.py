@@ -19,8 +19,10 @@ network operation; a conversation has about ten): init_app refuses a lease under
 
 Exactly once to the mail server cannot be promised: a sender that dies after the server
 accepted the message (250 after DATA) and before the result is committed leaves it
-`sending`, and after the lease it is sent again. The bytes are the same, and so is their
-`Message-ID` (made once, at enqueue, from the order id), so the duplicate is identifiable.
+`sending`, and after the lease it is sent again (so does one whose result fails to save, the
+database restarting or locked: a claim whose send was tried is never handed back). The bytes
+are the same, and so is their `Message-ID` (made once, at enqueue, from the order id), so the
+duplicate is identifiable.
 """
 
 from __future__ import annotations
@@ -420,8 +422,11 @@ def deliver_due(
         pending = list(claims)
         try:
             while pending and not stop():
-                outcomes.append(_deliver_claimed(pending[0]))
-                tried.append(pending.pop(0).id)
+                # Out of `pending` before the send: a claim whose send was tried is never handed
+                # back (its result may fail to save after the server took it); its lease decides.
+                found = pending.pop(0)
+                tried.append(found.id)
+                outcomes.append(_deliver_claimed(found))
         finally:
             if pending:
                 _hand_back(pending)

@@ -160,6 +160,37 @@ def test_a_stopped_run_hands_back_what_it_claimed_but_did_not_send(app, smtp_ser
     assert len(smtp_server.messages) == 4
 
 
+def test_a_sent_email_whose_result_fails_to_save_is_not_sent_again_by_the_next_run(
+    app, smtp_server, monkeypatch
+) -> None:
+    from integrations.shop import outbox
+
+    place(app, 2)
+    record = outbox._record
+    failures: list[int] = []
+
+    def record_then_fail(*args: Any) -> str:  # the result's commit fails once ("database is locked")
+        status = record(*args)
+        if not failures:
+            failures.append(1)
+            raise sa.exc.OperationalError("UPDATE outbox_messages", {}, Exception("database is locked"))
+        return status
+
+    monkeypatch.setattr(outbox, "_record", record_then_fail)
+    with app.app_context(), pytest.raises(sa.exc.OperationalError):
+        outbox.deliver_due()
+    assert len(smtp_server.messages) == 1  # the server took the first before its result failed to save
+    first, second = rows(app)
+    assert first[1:] == ("sending", 1)  # left to its lease, not handed back
+    assert second[1:] == ("queued", 0)  # never tried: handed back at once
+
+    with app.app_context():  # the next run, within the lease: sends the second only
+        assert outbox.deliver_due().sent == 1
+    assert len(smtp_server.messages) == 2
+    assert len({content for _, _, content in smtp_server.messages}) == 2
+    assert rows(app) == [(first[0], "sending", 1), (second[0], "sent", 1)]
+
+
 def test_a_lease_shorter_than_the_smtp_conversation_is_refused(database_url, tmp_path) -> None:
     with pytest.raises(ValueError, match="QRSVC_OUTBOX_LEASE_SECONDS"):
         make_app(database_url, tmp_path / "i", OUTBOX_LEASE_SECONDS=20.0, SMTP_TIMEOUT=10.0)
