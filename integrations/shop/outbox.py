@@ -44,7 +44,7 @@ from integrations.shop import emails
 from integrations.shop.mail import AddressError, Recipient, UndeliverableError
 from integrations.shop.models import Order, OutboxMessage
 from qrsvc.extensions import db
-from qrsvc.toolkit import job_stop_requested, metrics_counter, metrics_gauge, now, unit_of_work
+from qrsvc.toolkit import after_commit, job_stop_requested, metrics_counter, metrics_gauge, now, unit_of_work
 
 __all__ = [
     "DISABLED",
@@ -344,7 +344,7 @@ def _record(outgoing: Outgoing, values: dict[str, Any], result: str) -> str:
         )
         _count("lost")
         return SENDING
-    _count(result)
+    after_commit(lambda: _count(result))  # a result that is rolled back is not counted
     status: str = values["status"]
     return status
 
@@ -354,7 +354,8 @@ def send_claimed(message: OutboxMessage | Outgoing) -> str:
 
     Never raises for a failed send (see `_send`). The record is conditional on the claim
     still being ours: a sender whose lease ran out and was taken over records nothing
-    (the answer is then `sending`, and the result is counted as `lost`).
+    (the answer is then `sending`, and the result is counted as `lost`). A recorded result is
+    counted when the unit of work commits, not if it rolls back.
     """
     outgoing = message if isinstance(message, Outgoing) else Outgoing.of(message)
     status = _record(outgoing, *_send(outgoing))

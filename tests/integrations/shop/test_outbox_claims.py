@@ -236,3 +236,28 @@ def test_metrics_show_the_queue_by_status_and_deliveries_by_result(app, smtp_ser
     families = {family.name: family.type for family in text_string_to_metric_families(text)}
     assert families["qrsvc_shop_outbox_messages"] == "gauge"
     assert families["qrsvc_shop_outbox_deliveries"] == "counter"
+
+
+def test_a_result_that_is_rolled_back_is_not_counted(app, smtp_server) -> None:
+    from integrations.shop import outbox
+    from integrations.shop.models import OutboxMessage
+    from qrsvc.extensions import db
+    from qrsvc.transactions import unit_of_work
+
+    place(app, 2)
+    with app.app_context(), unit_of_work():
+        (first,) = outbox.claim_due(1)
+
+    def send_then_fail() -> None:
+        with unit_of_work():
+            assert outbox.send_claimed(db.session.get(OutboxMessage, first.id)) == outbox.SENT
+            raise RuntimeError("the unit of work fails after the result was written")
+
+    with app.app_context(), pytest.raises(RuntimeError, match="after the result"):
+        send_then_fail()
+    assert rows(app)[0] == (first.id, "sending", 1)  # the result was rolled back
+    with app.app_context():
+        assert outbox.deliver_due().sent == 1  # the second; the first waits for its lease
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert len(smtp_server.messages) == 2
+    assert metric(text, "qrsvc_shop_outbox_deliveries_total", result="sent") == 1
