@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 QUEUED, SENDING, SENT, FAILED, DISABLED = "queued", "sending", "sent", "failed", "disabled"
 STATUSES = (QUEUED, SENDING, SENT, FAILED, DISABLED)
 #: The lease must be at least this many SMTP timeouts (a conversation is about ten operations).
-LEASE_TIMEOUTS = 3
+LEASE_TIMEOUTS = 10
 #: Delivery results counted in `qrsvc_shop_outbox_deliveries_total`: sent, retry (queued again
 #: after a failure), failed (given up), lost (the claim had passed to another sender before the
 #: send or before its result was recorded), released (claimed, then handed back unsent at stop).

@@ -193,8 +193,8 @@ def test_a_sent_email_whose_result_fails_to_save_is_not_sent_again_by_the_next_r
 
 def test_a_lease_shorter_than_the_smtp_conversation_is_refused(database_url, tmp_path) -> None:
     with pytest.raises(ValueError, match="QRSVC_OUTBOX_LEASE_SECONDS"):
-        make_app(database_url, tmp_path / "i", OUTBOX_LEASE_SECONDS=20.0, SMTP_TIMEOUT=10.0)
-    make_app(database_url, tmp_path / "j", OUTBOX_LEASE_SECONDS=30.0, SMTP_TIMEOUT=10.0)
+        make_app(database_url, tmp_path / "i", OUTBOX_LEASE_SECONDS=99.0, SMTP_TIMEOUT=10.0)
+    make_app(database_url, tmp_path / "j", OUTBOX_LEASE_SECONDS=100.0, SMTP_TIMEOUT=10.0)
 
 
 # /metrics
