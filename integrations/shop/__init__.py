@@ -44,7 +44,7 @@ SETTINGS = (
         "OUTBOX_LEASE_SECONDS",
         600.0,
         float,
-        "an email claimed by a worker that died is sent again after this; at least 3 × QRSVC_SMTP_TIMEOUT",
+        "an email claimed by a worker that died is sent again after this; at least 10 × QRSVC_SMTP_TIMEOUT",
     ),
     Setting("OUTBOX_BATCH_SIZE", 10, int, "emails a worker claims at once (PostgreSQL: SKIP LOCKED)"),
 )

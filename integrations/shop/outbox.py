@@ -19,8 +19,10 @@ network operation; a conversation has about ten): init_app refuses a lease under
 
 Exactly once to the mail server cannot be promised: a sender that dies after the server
 accepted the message (250 after DATA) and before the result is committed leaves it
-`sending`, and after the lease it is sent again. The bytes are the same, and so is their
-`Message-ID` (made once, at enqueue, from the order id), so the duplicate is identifiable.
+`sending`, and after the lease it is sent again (so does one whose result fails to save, the
+database restarting or locked: a claim whose send was tried is never handed back). The bytes
+are the same, and so is their `Message-ID` (made once, at enqueue, from the order id), so the
+duplicate is identifiable.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from integrations.shop import emails
 from integrations.shop.mail import AddressError, Recipient, UndeliverableError
 from integrations.shop.models import Order, OutboxMessage
 from qrsvc.extensions import db
-from qrsvc.toolkit import job_stop_requested, metrics_counter, metrics_gauge, now, unit_of_work
+from qrsvc.toolkit import after_commit, job_stop_requested, metrics_counter, metrics_gauge, now, unit_of_work
 
 __all__ = [
     "DISABLED",
@@ -74,7 +76,7 @@ log = logging.getLogger(__name__)
 QUEUED, SENDING, SENT, FAILED, DISABLED = "queued", "sending", "sent", "failed", "disabled"
 STATUSES = (QUEUED, SENDING, SENT, FAILED, DISABLED)
 #: The lease must be at least this many SMTP timeouts (a conversation is about ten operations).
-LEASE_TIMEOUTS = 3
+LEASE_TIMEOUTS = 10
 #: Delivery results counted in `qrsvc_shop_outbox_deliveries_total`: sent, retry (queued again
 #: after a failure), failed (given up), lost (the claim had passed to another sender before the
 #: send or before its result was recorded), released (claimed, then handed back unsent at stop).
@@ -342,7 +344,7 @@ def _record(outgoing: Outgoing, values: dict[str, Any], result: str) -> str:
         )
         _count("lost")
         return SENDING
-    _count(result)
+    after_commit(lambda: _count(result))  # a result that is rolled back is not counted
     status: str = values["status"]
     return status
 
@@ -352,7 +354,8 @@ def send_claimed(message: OutboxMessage | Outgoing) -> str:
 
     Never raises for a failed send (see `_send`). The record is conditional on the claim
     still being ours: a sender whose lease ran out and was taken over records nothing
-    (the answer is then `sending`, and the result is counted as `lost`).
+    (the answer is then `sending`, and the result is counted as `lost`). A recorded result is
+    counted when the unit of work commits, not if it rolls back.
     """
     outgoing = message if isinstance(message, Outgoing) else Outgoing.of(message)
     status = _record(outgoing, *_send(outgoing))
@@ -420,8 +423,11 @@ def deliver_due(
         pending = list(claims)
         try:
             while pending and not stop():
-                outcomes.append(_deliver_claimed(pending[0]))
-                tried.append(pending.pop(0).id)
+                # Out of `pending` before the send: a claim whose send was tried is never handed
+                # back (its result may fail to save after the server took it); its lease decides.
+                found = pending.pop(0)
+                tried.append(found.id)
+                outcomes.append(_deliver_claimed(found))
         finally:
             if pending:
                 _hand_back(pending)

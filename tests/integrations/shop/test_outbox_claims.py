@@ -160,10 +160,41 @@ def test_a_stopped_run_hands_back_what_it_claimed_but_did_not_send(app, smtp_ser
     assert len(smtp_server.messages) == 4
 
 
+def test_a_sent_email_whose_result_fails_to_save_is_not_sent_again_by_the_next_run(
+    app, smtp_server, monkeypatch
+) -> None:
+    from integrations.shop import outbox
+
+    place(app, 2)
+    record = outbox._record
+    failures: list[int] = []
+
+    def record_then_fail(*args: Any) -> str:  # the result's commit fails once ("database is locked")
+        status = record(*args)
+        if not failures:
+            failures.append(1)
+            raise sa.exc.OperationalError("UPDATE outbox_messages", {}, Exception("database is locked"))
+        return status
+
+    monkeypatch.setattr(outbox, "_record", record_then_fail)
+    with app.app_context(), pytest.raises(sa.exc.OperationalError):
+        outbox.deliver_due()
+    assert len(smtp_server.messages) == 1  # the server took the first before its result failed to save
+    first, second = rows(app)
+    assert first[1:] == ("sending", 1)  # left to its lease, not handed back
+    assert second[1:] == ("queued", 0)  # never tried: handed back at once
+
+    with app.app_context():  # the next run, within the lease: sends the second only
+        assert outbox.deliver_due().sent == 1
+    assert len(smtp_server.messages) == 2
+    assert len({content for _, _, content in smtp_server.messages}) == 2
+    assert rows(app) == [(first[0], "sending", 1), (second[0], "sent", 1)]
+
+
 def test_a_lease_shorter_than_the_smtp_conversation_is_refused(database_url, tmp_path) -> None:
     with pytest.raises(ValueError, match="QRSVC_OUTBOX_LEASE_SECONDS"):
-        make_app(database_url, tmp_path / "i", OUTBOX_LEASE_SECONDS=20.0, SMTP_TIMEOUT=10.0)
-    make_app(database_url, tmp_path / "j", OUTBOX_LEASE_SECONDS=30.0, SMTP_TIMEOUT=10.0)
+        make_app(database_url, tmp_path / "i", OUTBOX_LEASE_SECONDS=99.0, SMTP_TIMEOUT=10.0)
+    make_app(database_url, tmp_path / "j", OUTBOX_LEASE_SECONDS=100.0, SMTP_TIMEOUT=10.0)
 
 
 # /metrics
@@ -205,3 +236,28 @@ def test_metrics_show_the_queue_by_status_and_deliveries_by_result(app, smtp_ser
     families = {family.name: family.type for family in text_string_to_metric_families(text)}
     assert families["qrsvc_shop_outbox_messages"] == "gauge"
     assert families["qrsvc_shop_outbox_deliveries"] == "counter"
+
+
+def test_a_result_that_is_rolled_back_is_not_counted(app, smtp_server) -> None:
+    from integrations.shop import outbox
+    from integrations.shop.models import OutboxMessage
+    from qrsvc.extensions import db
+    from qrsvc.transactions import unit_of_work
+
+    place(app, 2)
+    with app.app_context(), unit_of_work():
+        (first,) = outbox.claim_due(1)
+
+    def send_then_fail() -> None:
+        with unit_of_work():
+            assert outbox.send_claimed(db.session.get(OutboxMessage, first.id)) == outbox.SENT
+            raise RuntimeError("the unit of work fails after the result was written")
+
+    with app.app_context(), pytest.raises(RuntimeError, match="after the result"):
+        send_then_fail()
+    assert rows(app)[0] == (first.id, "sending", 1)  # the result was rolled back
+    with app.app_context():
+        assert outbox.deliver_due().sent == 1  # the second; the first waits for its lease
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert len(smtp_server.messages) == 2
+    assert metric(text, "qrsvc_shop_outbox_deliveries_total", result="sent") == 1

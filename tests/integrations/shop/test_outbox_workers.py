@@ -172,7 +172,7 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck(app, client, unlimited, s
     env = {
         "QRSVC_SMTP_URL": sink.url,
         "QRSVC_OUTBOX_INTERVAL_SECONDS": "0.2",
-        "QRSVC_SMTP_TIMEOUT": "5",
+        "QRSVC_SMTP_TIMEOUT": "1.5",  # the lease must be at least 10 × the timeout
         "QRSVC_OUTBOX_LEASE_SECONDS": "15",
     }
     first = start_worker(**env)
