@@ -108,8 +108,8 @@ CORE_SETTINGS = (
         "KEY_CACHE_SECONDS",
         1.0,
         float,
-        "seconds a worker trusts an API key it looked up; a revocation made elsewhere takes effect within it "
-        "(0: look up on every request)",
+        "seconds (0 to 1) a worker trusts an API key it looked up; a revocation made elsewhere "
+        "takes effect within it (0: look up on every request)",
     ),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
     Setting(
