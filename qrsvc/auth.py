@@ -19,6 +19,7 @@ from qrsvc.extensions import db
 from qrsvc.keys import find_key, plan_of
 from qrsvc.models import ApiKey
 from qrsvc.options import Bounds, Spec
+from qrsvc.transactions import before_view_commit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,9 +121,10 @@ def authenticate(scope: str, *alternatives: str) -> ApiKey:
 def require_key(scope: str, *alternatives: str) -> Callable[[F], F]:
     """View decorator: authenticate with `scope` (or any of `alternatives`), then count the request.
 
-    The count joins the view's own transaction when it stores codes (`transactional`
-    below this decorator commits both at once); otherwise it is committed here, after
-    the view, even when the view failed.
+    The count joins the view's own transaction when the view commits one (`transactional`
+    below this decorator writes it just before its commit: one commit keeps both, or
+    neither); otherwise (a read-only view, an error) it is committed here, after the view,
+    in a transaction of its own.
     """
 
     def decorator(view: F) -> F:
@@ -156,6 +158,10 @@ def known_scopes(app: Flask) -> list[str]:
     for view in app.view_functions.values():
         found.update(required_scopes(view) or ())
     return sorted(found)
+
+
+# A `transactional` view's commit carries the request's count: one commit, both kept or neither.
+before_view_commit(usage.flush)
 
 
 def _count_request() -> None:

@@ -108,8 +108,8 @@ CORE_SETTINGS = (
         "KEY_CACHE_SECONDS",
         1.0,
         float,
-        "seconds a worker trusts an API key it looked up; a revocation made elsewhere takes effect within it "
-        "(0: look up on every request)",
+        "seconds (0 to 1) a worker trusts an API key it looked up; a revocation made elsewhere "
+        "takes effect within it (0: look up on every request)",
     ),
     Setting("PUBLIC_RATE_LIMIT", "600/minute", doc="per-IP limit for requests without a valid key"),
     Setting(
@@ -228,6 +228,11 @@ def load(
     }
     if config["TRUSTED_PROXIES"] < 0:
         raise ConfigError(f"QRSVC_TRUSTED_PROXIES must be 0 or more, not {config['TRUSTED_PROXIES']}")
+    if not 0 <= config["KEY_CACHE_SECONDS"] <= 1:
+        raise ConfigError(
+            "QRSVC_KEY_CACHE_SECONDS must be from 0 to 1 (a revoked key is refused within it), "
+            f"not {config['KEY_CACHE_SECONDS']}"
+        )
     if config["RENDER_PROCESSES"] is None:
         config["RENDER_PROCESSES"] = os.cpu_count() or 1
     if config["DEFAULT_PLAN"] not in config["PLANS"]:

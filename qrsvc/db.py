@@ -97,12 +97,40 @@ def _close_session(_exc: BaseException | None) -> None:
     try:
         db.session.remove()
     except sa.exc.DBAPIError as exc:
-        if not (
-            exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-        ):
+        if not database_unavailable(exc):
             raise
         log.warning("closing a session whose connection the database ended: %s", type(exc.orig).__name__)
         db.session.registry.clear()
+
+
+#: PostgreSQL SQLSTATEs of a server going away: admin shutdown, crash shutdown, cannot connect now.
+_SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+#: SQLite's result codes for a lock another connection holds (busy, locked), extended codes included.
+_SQLITE_BUSY_OR_LOCKED = frozenset({5, 6})
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Is `error` the database not answering (down, restarting, locked), not a defect of the query?
+
+    Yes: a connection SQLAlchemy found dead (`connection_invalidated`), psycopg's connection
+    exceptions (SQLSTATE class 08, or no SQLSTATE: libpq lost or never had the server), a server
+    shutting down or starting (57P01-57P03), SQLite's "database is locked"/"busy". No: a missing
+    table or column, a syntax error, a deadlock, a serialization failure, a cancelled statement.
+    """
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY_OR_LOCKED
+    if hasattr(orig, "sqlstate"):  # psycopg
+        sqlstate: str | None = getattr(orig, "sqlstate", None)
+        if sqlstate is None:
+            return isinstance(error, sa.exc.OperationalError)  # libpq: the connection failed
+        return sqlstate.startswith("08") or sqlstate in _SERVER_GOING_AWAY
+    return False
 
 
 def dialect_name() -> str:

@@ -84,6 +84,9 @@ def _retry_after_only_when_refused(response: Response) -> Response:
     if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
         return response
+    if response.status_code == 503:  # the error handler's wait, not the limiter's window
+        response.headers["Retry-After"] = str(http.UNAVAILABLE_RETRY_AFTER)
+        return response
     current = limiter.current_limit
     given = response.headers.get("Retry-After", "")
     if response.status_code == 429 and current is not None and given.isdigit():

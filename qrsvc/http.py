@@ -16,6 +16,7 @@ from flask_limiter.errors import RateLimitExceeded
 from limits.errors import StorageError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from qrsvc.db import database_unavailable
 from qrsvc.errors import ApiError
 from qrsvc.fields import list_fields, parse_object
 
@@ -26,7 +27,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # `api%5Fkey` authenticates too: werkzeug decodes parameter names.
 _SECRET_IN_QUERY = re.compile(r"(api(?:_|%5f)key=)[^&\s\"']+", re.IGNORECASE)
 #: The password of a URL's userinfo (`smtp://user:secret@host`), should a URL reach a log.
-_PASSWORD_IN_URL = re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IGNORECASE)
+#: Up to the authority's last `@`: a password may hold an `@` of its own (`u:p@ss@host`).
+_PASSWORD_IN_URL = re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s]*@", re.IGNORECASE)
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: all can end or redraw a line.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -247,11 +249,13 @@ UNAVAILABLE_RETRY_AFTER = 2
 
 
 def _unavailable(error: BaseException) -> bool:
-    """Is `error` a backend that does not answer, as opposed to a defect in the request's handling?"""
+    """Is `error` a backend that does not answer, as opposed to a defect in the request's handling?
+
+    A database error only when `database_unavailable` says so: a missing table, a syntax
+    error or a deadlock is a defect (500, logged with its traceback), not a reason to retry.
+    """
     if isinstance(error, sa.exc.DBAPIError):
-        return error.connection_invalidated or isinstance(
-            error, sa.exc.OperationalError | sa.exc.InterfaceError
-        )
+        return database_unavailable(error)
     # The pool has no connection to give (all are busy), or the limits' storage does not answer.
     return isinstance(error, sa.exc.TimeoutError | redis.ConnectionError | redis.TimeoutError | StorageError)
 

@@ -107,6 +107,7 @@ def find_key(plain: str) -> ApiKey | None:
         cached = _found.get(hashed)
         if cached is not None and time.monotonic() - cached[0] < ttl:
             return ApiKey(**dict(zip(_COLUMNS, cached[1], strict=True)))
+    looked_up = time.monotonic()  # before the query: trust never outlasts the bound by its delay
     prefix = split_key(plain)
     key = None
     if prefix is not None:
@@ -116,7 +117,7 @@ def find_key(plain: str) -> ApiKey | None:
         if ttl > 0:
             if len(_found) >= _FOUND_MAX:
                 _found.clear()
-            _found[hashed] = (time.monotonic(), tuple(getattr(key, name) for name in _COLUMNS))
+            _found[hashed] = (looked_up, tuple(getattr(key, name) for name in _COLUMNS))
         return cast(ApiKey, key)
     return None
 

@@ -50,12 +50,32 @@ def transactional(view: Callable[P, Any]) -> Callable[P, Response]:
             db.session.rollback()
             raise
         if response.status_code < 400:
+            try:
+                for action in _BEFORE_VIEW_COMMIT:
+                    action()
+            except BaseException:
+                db.session.rollback()
+                raise
             db.session.commit()
         else:
             db.session.rollback()
         return response
 
     return wrapped
+
+
+#: Writes that ride on a view's commit (the request's usage count, which `auth` registers).
+_BEFORE_VIEW_COMMIT: list[Callable[[], None]] = []
+
+
+def before_view_commit(action: Callable[[], None]) -> None:
+    """Run `action` in a `transactional` view's transaction just before it commits (once per action).
+
+    What it writes commits with the view's writes, or neither does: a request whose writes
+    are kept is never answered as failed because a second commit did not go through.
+    """
+    if action not in _BEFORE_VIEW_COMMIT:
+        _BEFORE_VIEW_COMMIT.append(action)
 
 
 @contextmanager
@@ -120,4 +140,4 @@ def _ended(session: Session, transaction: SessionTransaction) -> None:
         pending.pop(transaction, None)
 
 
-__all__ = ["after_commit", "savepoint", "transactional", "unit_of_work"]
+__all__ = ["after_commit", "before_view_commit", "savepoint", "transactional", "unit_of_work"]

@@ -127,3 +127,44 @@ def test_a_query_key_on_a_post_is_told_it_works_on_get_only(client, api_key) -> 
 def test_no_key_at_all_says_one_is_required(client) -> None:
     message = client.get("/v1/qr").get_json()["message"]
     assert message == "An API key is required: send Authorization: Bearer <key>."
+
+
+def test_a_key_is_trusted_from_before_its_lookup_not_after(app, api_key) -> None:
+    """The cache's clock starts before the SELECT: a slow lookup does not lengthen the trust."""
+    import time
+
+    from qrsvc import keys
+
+    started: list[float] = []
+
+    def note_the_lookup(_conn, _cursor, statement: str, *_args) -> None:
+        if "FROM api_keys" in statement and not started:
+            started.append(time.monotonic())
+
+    keys.forget_keys()
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", note_the_lookup)
+    try:
+        with app.test_request_context():
+            assert keys.find_key(api_key) is not None
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note_the_lookup)
+    (cached_at, _values) = keys._found[keys.hash_secret(api_key)]
+    assert cached_at <= started[0]
+
+
+@pytest.mark.parametrize("seconds", ["1.5", "60", "-1"])
+def test_key_cache_seconds_beyond_0_to_1_is_refused(tmp_path, seconds) -> None:
+    from qrsvc import config
+
+    with pytest.raises(config.ConfigError, match="QRSVC_KEY_CACHE_SECONDS"):
+        config.load(environ={"QRSVC_KEY_CACHE_SECONDS": seconds, "QRSVC_INSTANCE_PATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize("seconds", ["0", "0.5", "1"])
+def test_key_cache_seconds_from_0_to_1_is_accepted(tmp_path, seconds) -> None:
+    from qrsvc import config
+
+    loaded = config.load(environ={"QRSVC_KEY_CACHE_SECONDS": seconds, "QRSVC_INSTANCE_PATH": str(tmp_path)})
+    assert loaded["KEY_CACHE_SECONDS"] == float(seconds)

@@ -389,3 +389,108 @@ def test_a_connection_the_database_ended_never_loses_the_answer(tmp_path, caplog
         other.dispose()
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_query_on_a_missing_table_is_a_500_with_its_traceback(app, client, caplog) -> None:
+    """A defect, not a backend that does not answer: SQLite calls it an OperationalError all the same."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+
+    @app.get("/v1/missing-table")
+    def missing_table() -> None:
+        db.session.execute(sa.text("SELECT nothing FROM no_such_table"))
+
+    response = client.get("/v1/missing-table")
+    assert_error(response, 500, "internal_error")
+    assert "Retry-After" not in response.headers
+    assert any(r.exc_info and "no_such_table" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_cancelled_statement_is_a_500_not_a_503(tmp_path, caplog) -> None:
+    """psycopg's QueryCanceled (like DeadlockDetected, SerializationFailure) is an OperationalError,
+    but the database answered: retrying the same request is no cure."""
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+    from tests.conftest import make_app, postgres_schema
+
+    with postgres_schema("qrsvc_cancelled") as url:
+        app = make_app(url, tmp_path / "instance")
+
+        @app.get("/cancelled")
+        def cancelled() -> None:
+            db.session.execute(sa.text("SET LOCAL statement_timeout = 1"))
+            db.session.execute(sa.text("SELECT pg_sleep(5)"))
+
+        response = app.test_client().get("/cancelled")
+        assert_error(response, 500, "internal_error")
+        assert any(
+            r.exc_info and "QueryCanceled" in type(r.exc_info[1].orig).__name__ for r in caplog.records
+        )
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_connection_that_was_closed_under_the_request_is_a_503(app, client, caplog) -> None:
+    import sqlalchemy as sa
+
+    from qrsvc.extensions import db
+
+    @app.get("/v1/closed-connection")
+    def closed_connection() -> None:
+        db.session.connection().connection.dbapi_connection.close()
+        db.session.execute(sa.text("SELECT 1"))
+
+    response = client.get("/v1/closed-connection")
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"] == "2"
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_locked_sqlite_database_is_a_503(tmp_path) -> None:
+    """Another process holds the write lock past the busy timeout: retry in a moment."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from qrsvc.db import upgrade
+    from qrsvc.extensions import db
+    from tests.conftest import make_app
+
+    path = tmp_path / "locked.sqlite3"
+    app = make_app(
+        f"sqlite:///{path}", tmp_path / "instance", SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 0}}
+    )
+    upgrade(app)
+
+    @app.post("/locked")
+    def locked() -> None:
+        db.session.execute(sa.text("DELETE FROM api_keys"))
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        response = app.test_client().post("/locked")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_error(response, 503, "service_unavailable")
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_503_after_the_limiter_ran_keeps_its_own_retry_after(app, client, auth) -> None:
+    """The limiter sets Retry-After (its window, 60 s) on every response; a 503's is the service's."""
+    import sqlalchemy as sa
+
+    from qrsvc.auth import require_key
+
+    @app.get("/v1/pool-exhausted")
+    @require_key("qr:read")
+    def pool_exhausted() -> None:
+        raise sa.exc.TimeoutError("QueuePool limit reached")
+
+    response = client.get("/v1/pool-exhausted", headers=auth)
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"] == "2"

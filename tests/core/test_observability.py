@@ -362,3 +362,22 @@ def test_metrics_count_render_cache_hits(client, auth) -> None:
     assert samples(text, "qrsvc_render_cache_hits_total") == 4  # 2 repeats, then 2 of the batch's 3
     assert samples(text, "qrsvc_codes_rendered_total", format="png") == 5  # hits are images produced too
     assert samples(text, "qrsvc_codes_rendered_total", format="svg") == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("smtp://u:p@ss@mail.example", "smtp://u:[redacted]@mail.example"),
+        (
+            "to smtp://mailer:a@b@c@mail.example:587/x failed",
+            "to smtp://mailer:[redacted]@mail.example:587/x failed",
+        ),
+        ("postgresql+psycopg://app:hunter2@db/q?u=a@b", "postgresql+psycopg://app:[redacted]@db/q?u=a@b"),
+        ("redis://:pw@cache/0 smtp://u:two@at@mail", "redis://:[redacted]@cache/0 smtp://u:[redacted]@mail"),
+    ],
+)
+def test_a_password_in_a_url_is_redacted_up_to_the_authoritys_last_at(text: str, expected: str) -> None:
+    """A password may hold an `@` of its own: everything up to the authority's last one is hidden."""
+    from qrsvc.http import redact
+
+    assert redact(text) == expected

@@ -19,7 +19,7 @@ from qrsvc.codes import make_code
 from qrsvc.errors import ApiError
 from qrsvc.extensions import db
 from qrsvc.keys import create_key
-from qrsvc.models import ApiKey, QrCode
+from qrsvc.models import ApiKey, QrCode, UsageDay
 from qrsvc.options import QrOptions
 from qrsvc.transactions import after_commit, savepoint, transactional, unit_of_work
 
@@ -91,7 +91,70 @@ def views(app: Any) -> Any:
         make_code(current_key(), QrOptions(data="stored, then rolled back"))
         raise ApiError(409, "conflict", "the view failed after storing a code")
 
+    @app.post("/v1/test/write/<name>")
+    @require_key("qr:write")
+    @transactional
+    def write_without_counting(name: str) -> Any:
+        create_key(name, "pro", ["*"], PLANS)  # a write, and no `usage.count` to carry the request
+        return jsonify({"name": name}), 201
+
     return app
+
+
+def requests_today(app: Any) -> int:
+    with app.app_context():
+        return int(db.session.scalar(sa.select(sa.func.sum(UsageDay.requests))) or 0)
+
+
+def commits_during(app: Any, request: Any) -> tuple[Any, int]:
+    """The response to `request()`, and how many transactions the database saw committed for it."""
+    commits: list[object] = []
+
+    def committed(_connection: Any) -> None:
+        commits.append(None)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "commit", committed)
+    try:
+        response = request()
+    finally:
+        sa.event.remove(engine, "commit", committed)
+    return response, len(commits)
+
+
+def test_a_view_that_writes_commits_its_request_count_in_the_same_commit(
+    views: Any, auth: dict[str, str]
+) -> None:
+    response, commits = commits_during(
+        views, lambda: views.test_client().post("/v1/test/write/one", headers=auth)
+    )
+    assert (response.status_code, commits) == (201, 1)
+    assert "one" in names(views)
+    assert requests_today(views) == 1
+
+
+def test_a_count_that_cannot_be_written_keeps_none_of_the_writes(views: Any, auth: dict[str, str]) -> None:
+    """The database goes away as the request's count is written: the client is told to retry
+    (503, nothing stored), so nothing may have been stored. A second commit after the view's
+    had kept the view's writes: a retry stored them twice, and the request was never counted."""
+
+    def go_away_at_the_count(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO USAGE_DAYS"):
+            raise sa.exc.OperationalError(
+                statement, parameters, Exception("the server went away"), connection_invalidated=True
+            )
+
+    with views.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", go_away_at_the_count)
+    try:
+        response = views.test_client().post("/v1/test/write/lost", headers=auth)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", go_away_at_the_count)
+    assert (response.status_code, response.get_json()["error"]) == (503, "service_unavailable")
+    assert "lost" not in names(views)
+    assert requests_today(views) == 0
 
 
 def test_a_view_commits_once_when_it_answers_below_400(views: Any) -> None:
