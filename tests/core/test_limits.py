@@ -142,6 +142,9 @@ def test_a_limit_counts_once_across_two_gunicorn_workers(
         "QRSVC_INSTANCE_PATH": str(tmp_path / "served"),
         "QRSVC_PLANS": '{"free": {"requests_per_minute": 30, "codes_per_month": 1000}}',
         "QRSVC_PUBLIC_RATE_LIMIT": "30/minute",
+        # One connection a worker at a time: a busy worker leaves the next one to the other
+        # (with 8 threads, one worker could take the whole burst of quick requests).
+        "QRSVC_THREADS": "1",
     }
     if storage == "redis":
         redis_url = request.getfixturevalue("redis_url")

@@ -242,7 +242,8 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path, serve) -> None:
     env = {"QRSVC_INSTANCE_PATH": str(tmp_path / "instance")}
     assert cli("db", "upgrade", env=env).returncode == 0
     key = cli("keys", "create", "--name", "m", "--plan", "pro", env=env).stdout.strip().splitlines()[-1]
-    server = serve(env, workers=2)
+    # One connection a worker at a time, so that a busy worker leaves the next one to the other.
+    server = serve({**env, "QRSVC_THREADS": "1"}, workers=2)
     headers = {"Authorization": f"Bearer {key}"}
 
     def generate(i: int) -> int:
