@@ -633,6 +633,21 @@ class Backends:
     pids: Callable[[], list[int]]
 
 
+def restart(
+    stop: Callable[[], None] | None,
+    start: Callable[[], None] | None,
+    restart_command: Callable[[], None] | None,
+    down: float,
+) -> None:
+    """Stop a backend, leave it down for `down` seconds, start it; or run its one restart command."""
+    if stop is not None and start is not None:
+        stop()
+        time.sleep(down)
+        start()
+    elif restart_command is not None:
+        restart_command()
+
+
 def inject_faults(
     duration: float, begin: float, hosts: list[Instance], smtp: Smtp, backends: Backends, ledger: Ledger,
     stop: threading.Event,
@@ -666,15 +681,10 @@ def inject_faults(
     if not at(0.45):
         return
 
-    def restart_postgres() -> None:
-        if backends.pg_stop is not None and backends.pg_start is not None:
-            backends.pg_stop()
-            time.sleep(PG_DOWN)
-            backends.pg_start()
-        elif backends.pg_restart is not None:
-            backends.pg_restart()
-
-    fault("postgresql restart", restart_postgres)
+    fault(
+        "postgresql restart",
+        lambda: restart(backends.pg_stop, backends.pg_start, backends.pg_restart, PG_DOWN),
+    )
     if not at(0.60):
         return
     # Redis goes down while the 60/minute key's window is full and stays full for a while: lost
@@ -689,15 +699,10 @@ def inject_faults(
     if stop.is_set():
         return
 
-    def restart_redis() -> None:
-        if backends.redis_stop is not None and backends.redis_start is not None:
-            backends.redis_stop()
-            time.sleep(REDIS_DOWN)
-            backends.redis_start()
-        elif backends.redis_restart is not None:
-            backends.redis_restart()
-
-    fault("redis restart", restart_redis)
+    fault(
+        "redis restart",
+        lambda: restart(backends.redis_stop, backends.redis_start, backends.redis_restart, REDIS_DOWN),
+    )
 
 
 # -- proofs ----------------------------------------------------------------------------------------

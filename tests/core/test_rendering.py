@@ -123,18 +123,24 @@ def test_pool_inherited_through_fork_starts_its_own_processes() -> None:
         pool.close()
 
 
-def test_a_killed_render_process_costs_speed_not_results(caplog) -> None:
+def _kill_render_processes(pool: RenderPool) -> Any:
+    """Draw once (so the pool's processes exist), SIGKILL them all; returns the pool's executor."""
     import os
     import signal
 
+    assert list(pool.draw_all(_jobs())) == [draw(job) for job in _jobs()]
+    first = pool._executor
+    assert first is not None
+    for pid in list(first._processes):  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGKILL)
+    return first
+
+
+def test_a_killed_render_process_costs_speed_not_results(caplog) -> None:
     pool = RenderPool(processes=2, min_jobs=2)
     try:
         expected = [draw(job) for job in _jobs()]
-        assert list(pool.draw_all(_jobs())) == expected
-        first = pool._executor
-        assert first is not None
-        for pid in list(first._processes):  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGKILL)
+        first = _kill_render_processes(pool)
         assert list(pool.draw_all(_jobs())) == expected  # drawn here while the pool is broken
         assert "render pool broken" in caplog.text
         assert list(pool.draw_all(_jobs())) == expected  # and a new pool next time
@@ -145,18 +151,12 @@ def test_a_killed_render_process_costs_speed_not_results(caplog) -> None:
 
 def test_a_pool_that_already_knows_it_is_broken_is_replaced_before_drawing(caplog) -> None:
     """A render process died between two requests and the pool noticed: the next request still draws."""
-    import os
-    import signal
     import time
 
     pool = RenderPool(processes=2, min_jobs=2)
     try:
         expected = [draw(job) for job in _jobs()]
-        assert list(pool.draw_all(_jobs())) == expected
-        first = pool._executor
-        assert first is not None
-        for pid in list(first._processes):  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGKILL)
+        first = _kill_render_processes(pool)
         deadline = time.monotonic() + 30
         while not first._broken and time.monotonic() < deadline:  # type: ignore[attr-defined]
             time.sleep(0.01)  # the executor's manager thread marks it broken
