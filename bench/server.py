@@ -151,7 +151,7 @@ def run_wrk(
     path = Path(tempfile.mkstemp(suffix=".lua")[1])
     path.write_text(f'KEY = "{server.key}"\n' + script)
     try:
-        output = subprocess.run(
+        finished = subprocess.run(
             [
                 require_wrk(),
                 "-t1",
@@ -164,10 +164,13 @@ def run_wrk(
             ],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
+            check=False,
+        )
     finally:
         path.unlink()
+    if finished.returncode != 0:
+        raise RuntimeError(f"wrk failed ({finished.returncode}) on {server.url}:\n{finished.stdout}{finished.stderr}")
+    output = finished.stdout
     if "Non-2xx" in output:
         raise RuntimeError(f"errors during the run:\n{output}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
