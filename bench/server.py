@@ -169,7 +169,9 @@ def run_wrk(
     finally:
         path.unlink()
     if finished.returncode != 0:
-        raise RuntimeError(f"wrk failed ({finished.returncode}) on {server.url}:\n{finished.stdout}{finished.stderr}")
+        raise RuntimeError(
+            f"wrk failed ({finished.returncode}) on {server.url}:\n{finished.stdout}{finished.stderr}"
+        )
     output = finished.stdout
     if "Non-2xx" in output:
         raise RuntimeError(f"errors during the run:\n{output}")

@@ -241,9 +241,9 @@ app_commands = (keys, database, worker)
     show_default="QRSVC_WORKER_CLASS or thread",
 )
 def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker_class: str) -> None:
-    """Serve with gunicorn (production): threaded workers, so slow clients hold a thread, not a worker.
+    """Serve with gunicorn (production): slow clients hold a reader thread, never a worker.
 
-    `sync` workers are a little faster but a slow client holds a whole worker: use them only
+    `sync` workers are no faster and a slow client holds a whole worker: use them only
     behind a proxy that buffers requests (nginx). Access logs carry the path only.
     """
     require_schema()
@@ -254,13 +254,6 @@ def serve(host: str, port: int, workers: int, threads: int, timeout: int, worker
             "qrsvc.serving.ThreadWorker",
             "--threads",
             str(threads),
-            # A worker holds no more connections than it has threads and closes each after its
-            # response, as sync workers do: a kept-alive connection stays with one worker, and one
-            # worker could hold them all while the other workers, and cores, stay idle.
-            "--worker-connections",
-            str(threads),
-            "--keep-alive",
-            "0",
         ]
     else:
         model = ["--worker-class", "qrsvc.serving.SyncWorker"]

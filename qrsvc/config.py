@@ -136,7 +136,7 @@ CORE_SETTINGS = (
         doc="`/metrics` answers only `Authorization: Bearer <token>`; unset: only loopback callers",
     ),
     Setting(
-        "THREADS", 8, int, "threads a `qrsvc serve` worker reads requests with (slow clients hold one each)"
+        "THREADS", 8, int, "reader threads of a `qrsvc serve` worker (a request not fully arrived holds one)"
     ),
     Setting(
         "WORKER_CLASS",

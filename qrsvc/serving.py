@@ -2,41 +2,29 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import enum
+import errno
 import io
 import json
 import os
+import queue
+import re
+import selectors
 import socket
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from gunicorn import glogging
+from gunicorn import glogging, http, sock, util
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
-from gunicorn.workers import gthread, sync
+from gunicorn.workers import sync
 
 from qrsvc.config import setting
 from qrsvc.http import JsonFormatter, make_logs_safe, wsgi_text
-
-
-def _half_close(sock: socket.socket, timeout: float = 2.0, max_drain: int = 65536) -> None:
-    """Send FIN and wait for the client's (RFC 9112 section 9.6) here, in the request's thread.
-
-    gunicorn does this wait in the worker's main loop, which then accepts and dispatches
-    nothing until the client has closed: with a connection closed after every response,
-    that cost a third of the throughput. The main loop's own close then finds the client gone.
-    """
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + timeout
-        drained = 0
-        while drained < max_drain and (remaining := deadline - time.monotonic()) > 0:
-            sock.settimeout(remaining)
-            data = sock.recv(4096)
-            if not data:
-                return
-            drained += len(data)
-    except OSError:  # reset, or the deadline: the main loop closes it either way
-        return
 
 
 class _Read:
@@ -54,10 +42,12 @@ _SERVER_ERRORS = {
     400: ("bad_request", "The request could not be understood (a malformed request line or header)."),
     403: ("forbidden", "The request was refused."),
     414: ("uri_too_long", "The request line is longer than the server reads (4094 bytes)."),
+    408: ("request_timeout", "The request did not arrive in time."),
     417: ("expectation_failed", "The Expect header cannot be met."),
     431: ("request_header_fields_too_large", "The request headers are too many or too large."),
     500: ("internal_error", "Something went wrong on our side."),
     501: ("not_implemented", "The request's transfer coding is not supported."),
+    503: ("service_unavailable", "Too many connections are still sending their requests; retry shortly."),
 }
 
 
@@ -107,46 +97,332 @@ class SyncWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
     """gunicorn's sync worker with JSON errors for requests it cannot parse."""
 
 
-class ThreadWorker(JsonErrorsMixin, gthread.ThreadWorker):  # type: ignore[misc]
-    """gunicorn's `gthread` worker that reads a request whole before the app runs it, one at a time.
+class _Closing:
+    """Answered connections, closed once the client has closed its side too (RFC 9112 section 9.6).
 
-    Threads wait for slow clients: reading headers and body (each read or write of a body or
-    response gives up after `--timeout` seconds). The application runs one request at a time
-    per worker, as in a sync worker: rendering is CPU work, and eight threads sharing one
-    GIL cost a third of the throughput and made the slowest requests wait a second. A worker
-    takes new connections only while no request is running or waiting in it, so a busy
-    worker leaves them to an idle one, again as sync workers do.
+    Closing at once with request bytes still unread (a body refused before it was read)
+    makes the kernel send a reset, which can destroy the response before the client reads
+    it. gunicorn's sync worker waits for the client's FIN in its loop, one connection at a
+    time: a round trip of idle worker per request on a real network. Here the worker's loop
+    polls all of them between requests (never waiting), each for at most `timeout` seconds
+    and `max_drain` bytes; its selector's descriptor wakes the idle loop when one is ready.
+    Loop thread only: a selector is not shared between threads.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._app_lock = threading.Lock()
-        self._count_lock = threading.Lock()
-        self._in_app = 0  # requests read and running or waiting for the app
-        self._app_since: float | None = None  # when the running request entered the app
+    def __init__(self, timeout: float = 2.0, max_drain: int = 65536) -> None:
+        self._timeout = timeout
+        self._max_drain = max_drain
+        self._selector = selectors.DefaultSelector()
+        self._drained: dict[socket.socket, int] = {}
+        self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
 
-    def notify(self) -> None:
-        """The heartbeat stops while one request has held the app past `--timeout`.
+    def fileno(self) -> int:
+        return self._selector.fileno()
 
-        gthread's main loop beats whatever its threads do, so a hung request would hold the
-        app lock, and the worker, for ever; like a sync worker, it is now killed and replaced.
+    def add(self, sock: socket.socket) -> None:
+        """Send FIN now; the socket is closed when the client has sent its own (or gives up)."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self._selector.register(sock, selectors.EVENT_READ)
+        except (OSError, ValueError):  # already reset or gone
+            sock.close()
+            return
+        self._drained[sock] = 0
+        self._deadlines.append((time.monotonic() + self._timeout, sock))
+
+    def poll(self) -> None:
+        """Close the connections whose clients have closed, and those past their deadline."""
+        if not self._drained:
+            return
+        for key, _ in self._selector.select(0):
+            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            self._drained[sock] += len(data)
+            if not data or self._drained[sock] > self._max_drain:
+                self._finish(sock)
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            self._finish(self._deadlines.popleft()[1])
+
+    def _finish(self, sock: socket.socket) -> None:
+        if self._drained.pop(sock, None) is not None:
+            self._selector.unregister(sock)
+            sock.close()
+
+
+#: The most of a request the worker's loop keeps in memory while it arrives (headers and body).
+BUFFER_BYTES = 65536
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*([0-9]{1,18})[ \t]*\r")
+
+
+class Arrival(enum.Enum):
+    PARTIAL = "partial"  # more bytes to come: keep it waiting in the loop
+    WHOLE = "whole"  # answerable from the bytes at hand (or refused with them)
+    READER = "reader"  # a chunked body, or more than the loop buffers: a reader thread reads it
+
+
+def request_arrival(head: bytes, max_body: int | None) -> Arrival:
+    """What to do with a connection whose first bytes are `head` (conservative: never wait in the loop)."""
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        return Arrival.PARTIAL if len(head) < BUFFER_BYTES else Arrival.READER
+    headers = head[: end + 2].lower()  # each header line with its CRLF
+    lengths = _CONTENT_LENGTH.findall(headers)
+    if b"\ntransfer-encoding:" in headers or len(lengths) > 1:
+        return Arrival.READER  # gunicorn reads or refuses these, off the loop
+    length = int(lengths[0]) if lengths else 0
+    if max_body is not None and length > max_body:
+        return Arrival.WHOLE  # refused (413) without reading the body
+    if len(head) >= end + 4 + length:
+        return Arrival.WHOLE
+    return Arrival.PARTIAL if end + 4 + length <= BUFFER_BYTES else Arrival.READER
+
+
+class _Prefixed:
+    """A client socket whose first bytes the loop has already read, for gunicorn's parser."""
+
+    def __init__(self, sock: socket.socket, data: bytes) -> None:
+        self._sock = sock
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        if self._data:
+            chunk, self._data = self._data[:size], self._data[size:]
+            return chunk
+        return self._sock.recv(size, *flags)
+
+
+class _Waiting:
+    """Connections whose request has not fully arrived, read in the worker's loop as bytes come.
+
+    Never blocks: the loop reads what each readable connection has between requests, so a
+    client that dribbles its request holds a few bytes of memory, not a thread or the
+    worker. A connection gets `timeout` seconds in all to send its request; at most `limit`
+    wait at once. Loop thread only.
+    """
+
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.max_body: int | None = None
+        self._limit = limit
+        self._timeout = timeout
+        self._selector = selectors.DefaultSelector()
+        self._waiting: dict[socket.socket, tuple[Any, Any, bytearray]] = {}
+        self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def fileno(self) -> int:
+        return self._selector.fileno()
+
+    def add(self, listener: Any, client: socket.socket, addr: Any, data: bytes) -> bool:
+        """Keep `client` until its request has arrived; False when the room is full."""
+        if len(self._waiting) >= self._limit:
+            return False
+        self._selector.register(client, selectors.EVENT_READ)
+        self._waiting[client] = (listener, addr, bytearray(data))
+        self._deadlines.append((time.monotonic() + self._timeout, client))
+        return True
+
+    def poll(self) -> list[tuple[Arrival | None, Any, socket.socket, Any, bytes]]:
+        """Read what has come; the connections that are done waiting, with what to do with each.
+
+        `None`: the client left or ran out of time (its bytes say which: empty means left).
         """
-        since = self._app_since
-        if since is None or time.monotonic() - since <= self.cfg.timeout:
-            super().notify()
+        if not self._waiting:
+            return []
+        done: list[tuple[Arrival | None, Any, socket.socket, Any, bytes]] = []
+        for key, _ in self._selector.select(0):
+            client: socket.socket = key.fileobj  # type: ignore[assignment]
+            listener, addr, head = self._waiting[client]
+            try:
+                data = client.recv(BUFFER_BYTES - len(head) + 1)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                done.append((None, listener, self._leave(client), addr, b""))
+                continue
+            head += data
+            arrival = request_arrival(bytes(head), self.max_body)
+            if arrival is not Arrival.PARTIAL:
+                done.append((arrival, listener, self._leave(client), addr, bytes(head)))
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            client = self._deadlines.popleft()[1]
+            if client in self._waiting:
+                listener, addr, head = self._waiting[client]
+                done.append((None, listener, self._leave(client), addr, bytes(head) or b"-"))
+        return done
 
-    def set_accept_enabled(self, enabled: bool) -> None:
-        super().set_accept_enabled(enabled and self._in_app == 0)
+    def _leave(self, client: socket.socket) -> socket.socket:
+        del self._waiting[client]
+        self._selector.unregister(client)
+        return client
 
-    def _refresh_accept(self) -> None:
-        self.set_accept_enabled(self.alive and self.nr_conns < self.worker_connections)
 
-    def _count(self, delta: int) -> None:
-        with self._count_lock:
-            self._in_app += delta
-            turned = self._in_app == (1 if delta > 0 else 0)
-        if turned:  # the poller belongs to the main thread
-            self.method_queue.defer(self._refresh_accept)
+class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
+    """A sync worker that slow clients cannot hold up.
+
+    The worker's loop runs the application one request at a time, as gunicorn's sync worker
+    does: rendering is CPU work, and threads sharing one GIL only made it slower (a thread
+    hand-off for every request cost a fifth of the single-code throughput). The listener
+    hands over a connection once its first bytes are there; a request that has fully arrived,
+    as nearly every one has, is answered at once. One still arriving waits in the loop
+    (`_Waiting`), read as its bytes come and answered when whole; it has `--timeout` seconds
+    in all (then 408), and up to 32 a reader thread (at least 64) may wait; more get 503.
+    `--threads` reader threads read what the loop does not buffer: chunked bodies and bodies
+    over 64 KiB (each read gives up after `--timeout`; a stalled body gets 400 and one over
+    the limit 413, unread). Connections are closed after each response without waiting for
+    the client (`_Closing`). A request that holds the loop past `--timeout` stops the
+    heartbeat: the client gets a 500 and the worker is replaced.
+    """
+
+    def init_process(self) -> None:
+        self._handed: queue.SimpleQueue[tuple[Any, Any, Any, Any]] = queue.SimpleQueue()
+        self._slow: queue.Queue[tuple[Any, Any, Any, bytes]] = queue.Queue(maxsize=4 * self.cfg.threads)
+        self._closing = _Closing()
+        self._waiting = _Waiting(max(64, 32 * self.cfg.threads), self.cfg.timeout)
+        self._reading = 0  # connections a reader has taken and not yet handed back or closed
+        self._reading_lock = threading.Lock()
+        for number in range(self.cfg.threads):
+            threading.Thread(target=self._reader, name=f"qrsvc-read-{number}", daemon=True).start()
+        for listener in self.sockets:
+            with contextlib.suppress(OSError, AttributeError):  # Linux: accept once data is there
+                listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+        super().init_process()
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # Wake the idle loop when a waiting request has more bytes or a closing client has left.
+        self.wait_fds: list[Any] = [*self.wait_fds, self._closing, self._waiting]
+
+    def run(self) -> None:
+        self._waiting.max_body = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        super().run()
+        # Stopping (SIGTERM, max requests): answer the requests already arriving, as gthread does.
+        deadline = time.monotonic() + max(0.0, self.cfg.graceful_timeout - 1)
+        while self._reading or len(self._waiting) or not self._slow.empty() or not self._handed.empty():
+            if time.monotonic() > deadline:
+                break
+            self.notify()
+            self._between_requests()
+            time.sleep(0.01)
+
+    def accept(self, listener: Any) -> None:
+        self._between_requests()
+        client, addr = listener.accept()
+        util.close_on_exec(client)
+        if self.cfg.is_ssl:
+            self._to_reader(listener, client, addr, b"")
+            return
+        client.setblocking(False)
+        try:
+            data = client.recv(BUFFER_BYTES)
+            gone = not data  # closed before sending a byte
+        except BlockingIOError:
+            data, gone = b"", False  # nothing yet (no deferred accept on this listener): it waits
+        except OSError:
+            data, gone = b"", True
+        if gone:
+            client.close()
+            return
+        arrival = request_arrival(data, self._waiting.max_body)
+        if arrival is Arrival.WHOLE:
+            self._serve_buffered(listener, client, addr, data)
+        elif arrival is Arrival.READER:
+            self._to_reader(listener, client, addr, data)
+        elif not self._waiting.add(listener, client, addr, data):
+            self._refuse(client, b"HTTP/1.1 503 Service Unavailable\r\n")
+
+    def wait(self, timeout: float) -> Any:
+        ready = super().wait(timeout)
+        self._between_requests()  # a reader wakes the loop through the worker's pipe
+        return [each for each in ready if each not in (self._closing, self._waiting)] if ready else ready
+
+    def _between_requests(self) -> None:
+        while not self._handed.empty():
+            self._respond(*self._handed.get())
+        for arrival, listener, client, addr, data in self._waiting.poll():
+            if arrival is Arrival.WHOLE:
+                self._serve_buffered(listener, client, addr, data)
+            elif arrival is Arrival.READER:
+                self._to_reader(listener, client, addr, data)
+            elif data:  # out of time
+                self._refuse(client, b"HTTP/1.1 408 Request Timeout\r\n")
+            else:  # the client left
+                client.close()
+        self._closing.poll()
+
+    def _serve_buffered(self, listener: Any, client: socket.socket, addr: Any, data: bytes) -> None:
+        client.setblocking(True)
+        client.settimeout(min(self.cfg.timeout, 1.0))  # every byte is here; this guards a miscount
+        prefixed = _Prefixed(client, data)
+        req = self._read(prefixed, addr, self._closing.add)
+        if req is not None:
+            self._respond(listener, prefixed, addr, req)
+
+    def _to_reader(self, listener: Any, client: socket.socket, addr: Any, data: bytes) -> None:
+        try:
+            self._slow.put_nowait((listener, client, addr, data))
+        except queue.Full:
+            self._refuse(client, b"HTTP/1.1 503 Service Unavailable\r\n")
+
+    def _reader(self) -> None:
+        while True:
+            listener, client, addr, data = self._slow.get()
+            with self._reading_lock:
+                self._reading += 1
+            try:
+                self._read_slowly(listener, client, addr, data)
+            finally:
+                with self._reading_lock:
+                    self._reading -= 1
+
+    def _read_slowly(self, listener: Any, client: Any, addr: Any, data: bytes) -> None:
+        client.setblocking(True)
+        client.settimeout(self.cfg.timeout)
+        if self.cfg.is_ssl:
+            try:
+                client = sock.ssl_wrap_socket(client, self.cfg)
+            except Exception:  # noqa: BLE001 (a failed handshake: nothing to answer)
+                client.close()
+                return
+        client = _Prefixed(client, data) if data else client
+        req = self._read(client, addr, util.close_graceful)  # a reader thread may wait
+        if req is not None:
+            self._handed.put((listener, client, addr, req))
+            with contextlib.suppress(OSError):
+                os.write(self.PIPE[1], b".")
+
+    def _read(self, client: Any, addr: Any, close: Callable[[Any], object]) -> Any:
+        """The request's headers and whole body, or None when it was answered (an error) or dropped."""
+        req = None
+        try:
+            req = next(http.get_parser(self.cfg, client, addr))
+            self._read_body(req)
+            return req
+        except (http.errors.NoMoreData, StopIteration, ssl.SSLError):
+            pass  # the client left, or sent nothing
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN) and not isinstance(
+                exc, TimeoutError
+            ):
+                self.log.exception("Socket error reading a request.")
+        except BaseException as exc:  # noqa: BLE001 (a request gunicorn cannot parse: its 4xx, as JSON)
+            self.handle_error(req, client, addr, exc)
+        close(client)
+        return None
 
     def _read_body(self, req: Any) -> None:
         """Read the body now (up to the app's MAX_CONTENT_LENGTH, plus one byte to tell it is over)."""
@@ -158,26 +434,32 @@ class ThreadWorker(JsonErrorsMixin, gthread.ThreadWorker):  # type: ignore[misc]
             return  # the app refuses it (413) without reading it
         try:
             data = req.body.read(None if limit is None else limit + 1)
-        except Exception:  # stalled, cut or malformed: the app answers 400 for the short body
+        except Exception:  # noqa: BLE001 (stalled, cut or malformed: the app answers 400 for the short body)
             data = b""
         req.body = Body(_Read(data))
 
-    def handle_request(self, req: Any, conn: Any) -> Any:
-        conn.sock.settimeout(self.cfg.timeout)
-        self._read_body(req)
-        self._count(1)
+    def _respond(self, listener: Any, client: Any, addr: Any, req: Any) -> None:
+        """Run the app for a request read whole, answer, and leave the connection to close."""
+        client.settimeout(self.cfg.timeout)  # a client that does not read its answer
         try:
-            with self._app_lock:
-                self._app_since = time.monotonic()
-                try:
-                    keep_alive = super().handle_request(req, conn)
-                finally:
-                    self._app_since = None
-        finally:
-            self._count(-1)
-        if not keep_alive:
-            _half_close(conn.sock)
-        return keep_alive
+            self.handle_request(listener, req, client, addr)
+        except StopIteration:
+            pass  # the response failed after its headers went out: logged, connection dropped
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN) and not isinstance(
+                exc, TimeoutError
+            ):
+                self.log.exception("Socket error processing request.")
+        except BaseException as exc:  # noqa: BLE001 (as gunicorn's sync worker: a 500 page, as JSON)
+            self.handle_error(req, client, addr, exc)
+        self._closing.add(client)
+
+    def _refuse(self, client: socket.socket, status_line: bytes) -> None:
+        """Too many waiting (503) or out of time (408): say so now, without waiting on the client."""
+        with contextlib.suppress(OSError):
+            client.setblocking(False)
+            client.send(json_error_response(status_line))
+        self._closing.add(client)
 
 
 #: Paths whose access log lines leave out the client's address: dynamic code redirects.
