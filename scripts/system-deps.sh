@@ -4,7 +4,7 @@
 # apt-get when missing and we are root. `--test` adds what only the test suite needs.
 set -eu
 missing=""
-for lib in libpango-1.0.so.0 libpangoft2-1.0.so.0 libharfbuzz.so.0 libcairo.so.2 libfontconfig.so.1; do
+for lib in libpango-1.0.so.0 libpangoft2-1.0.so.0 libharfbuzz.so.0 libharfbuzz-subset.so.0 libcairo.so.2 libfontconfig.so.1; do
     ldconfig -p 2>/dev/null | grep -q "$lib" || missing="$missing $lib"
 done
 fc-list 2>/dev/null | grep -qi "dejavu" || missing="$missing fonts"
