@@ -181,6 +181,8 @@ def request_arrival(head: bytes, max_body: int | None) -> Arrival:
         return Arrival.WHOLE  # refused (413) without reading the body
     if len(head) >= end + 4 + length:
         return Arrival.WHOLE
+    if b"\nexpect:" in headers:
+        return Arrival.READER  # the client may wait for a 100 Continue: a reader sends it, then reads
     return Arrival.PARTIAL if end + 4 + length <= BUFFER_BYTES else Arrival.READER
 
 
@@ -410,7 +412,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         req = None
         try:
             req = next(http.get_parser(self.cfg, client, addr))
-            self._read_body(req)
+            self._read_body(req, client)
             return req
         except (http.errors.NoMoreData, StopIteration, ssl.SSLError):
             pass  # the client left, or sent nothing
@@ -424,14 +426,22 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         close(client)
         return None
 
-    def _read_body(self, req: Any) -> None:
-        """Read the body now (up to the app's MAX_CONTENT_LENGTH, plus one byte to tell it is over)."""
+    def _read_body(self, req: Any, client: Any) -> None:
+        """Read the body now (up to the app's MAX_CONTENT_LENGTH, plus one byte to tell it is over).
+
+        A client that sent `Expect: 100-continue` may wait for the 100 before its body: it is sent
+        here, before the body is read, and not again by gunicorn (nor for a body refused unread).
+        """
+        expects_100 = getattr(req, "_expected_100_continue", False)
+        req._expected_100_continue = False
         reader = req.body.reader
         if not isinstance(reader, ChunkedReader | LengthReader) or getattr(reader, "length", 1) == 0:
             return  # no body (an EOFReader would wait for the client to close)
         limit: int | None = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
         if limit is not None and getattr(reader, "length", 0) > limit:
             return  # the app refuses it (413) without reading it
+        if expects_100:
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             data = req.body.read(None if limit is None else limit + 1)
         except Exception:  # noqa: BLE001 (stalled, cut or malformed: the app answers 400 for the short body)
