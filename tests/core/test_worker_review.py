@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from qrsvc.serving import Arrival, request_arrival
 from tests.conftest import cli
 
 
@@ -85,3 +86,10 @@ def test_a_client_that_does_not_read_its_answer_does_not_hold_up_the_worker(few_
         time.sleep(6)  # past the heartbeat timeout: the worker is still the same
         assert requests.get(f"{server.url}/healthz", timeout=30).ok
     assert "WORKER TIMEOUT" not in server.log.read_text()
+
+
+def test_a_request_that_may_wait_for_100_continue_goes_to_a_reader() -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"
+    assert request_arrival(head, 4096) is Arrival.READER  # the loop would wait for a body never sent
+    assert request_arrival(head + b"0123456789", 4096) is Arrival.WHOLE  # sent anyway: answered at once
+    assert request_arrival(head, 5) is Arrival.WHOLE  # refused (413) without asking for the body
