@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import re
+import resource
 import selectors
 import socket
 import ssl
@@ -106,12 +107,15 @@ class _Closing:
     time: a round trip of idle worker per request on a real network. Here the worker's loop
     polls all of them between requests (never waiting), each for at most `timeout` seconds
     and `max_drain` bytes; its selector's descriptor wakes the idle loop when one is ready.
+    At most `limit` wait at once (then the oldest is closed): clients that never close would
+    otherwise hold descriptors until `accept` fails and the worker dies.
     Loop thread only: a selector is not shared between threads.
     """
 
-    def __init__(self, timeout: float = 2.0, max_drain: int = 65536) -> None:
+    def __init__(self, timeout: float = 2.0, max_drain: int = 65536, limit: int = 1024) -> None:
         self._timeout = timeout
         self._max_drain = max_drain
+        self._limit = limit
         self._selector = selectors.DefaultSelector()
         self._drained: dict[socket.socket, int] = {}
         self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
@@ -130,6 +134,8 @@ class _Closing:
             return
         self._drained[sock] = 0
         self._deadlines.append((time.monotonic() + self._timeout, sock))
+        while len(self._drained) > self._limit:
+            self._finish(self._deadlines.popleft()[1])
 
     def poll(self) -> None:
         """Close the connections whose clients have closed, and those past their deadline."""
@@ -293,7 +299,9 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         self._handed: queue.SimpleQueue[tuple[Any, Any, Any, Any]] = queue.SimpleQueue()
         self._slow: queue.Queue[tuple[Any, Any, Any, bytes]] = queue.Queue(maxsize=4 * self.cfg.threads)
-        self._closing = _Closing()
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        files = 65536 if files == resource.RLIM_INFINITY else files
+        self._closing = _Closing(limit=max(32, files // 4))  # a quarter of the descriptors a worker has
         self._waiting = _Waiting(max(64, 32 * self.cfg.threads), self.cfg.timeout)
         self._reading = 0  # connections a reader has taken and not yet handed back or closed
         self._reading_lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import socket
 import time
 from pathlib import Path
@@ -93,3 +94,40 @@ def test_a_request_that_may_wait_for_100_continue_goes_to_a_reader() -> None:
     assert request_arrival(head, 4096) is Arrival.READER  # the loop would wait for a body never sent
     assert request_arrival(head + b"0123456789", 4096) is Arrival.WHOLE  # sent anyway: answered at once
     assert request_arrival(head, 5) is Arrival.WHOLE  # refused (413) without asking for the body
+
+
+@pytest.fixture
+def few_descriptors(tmp_path: Path, serve):
+    """One worker with two reader threads that may open 256 files (systemd's default is 1024)."""
+    env = {"QRSVC_INSTANCE_PATH": str(tmp_path / "instance"), "QRSVC_TIMEOUT": "6", "QRSVC_THREADS": "2"}
+    assert cli("db", "upgrade", env=env).returncode == 0
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, limits[1]))
+    try:
+        return serve(env, workers=1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+
+def _boots(server) -> int:
+    return server.log.read_text().count("Booting worker")
+
+
+def test_clients_that_do_not_close_cannot_use_up_the_workers_descriptors(few_descriptors) -> None:
+    """Answered connections wait (2 s) for the client to close its side: clients that never do
+    must not pile up descriptors until `accept` fails (EMFILE) and the worker dies with every
+    connection it holds."""
+    server = few_descriptors
+    held = []
+    try:
+        for _ in range(400):  # each answered, none closed
+            sock = _connect(server)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(sock)
+        time.sleep(0.5)
+        assert requests.get(f"{server.url}/healthz", timeout=30).ok
+        assert _boots(server) == 1, "the worker died"
+        assert "Too many open files" not in server.log.read_text()
+    finally:
+        for sock in held:
+            sock.close()
