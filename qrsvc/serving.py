@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import re
+import resource
 import selectors
 import socket
 import ssl
@@ -106,12 +107,15 @@ class _Closing:
     time: a round trip of idle worker per request on a real network. Here the worker's loop
     polls all of them between requests (never waiting), each for at most `timeout` seconds
     and `max_drain` bytes; its selector's descriptor wakes the idle loop when one is ready.
+    At most `limit` wait at once (then the oldest is closed): clients that never close would
+    otherwise hold descriptors until `accept` fails and the worker dies.
     Loop thread only: a selector is not shared between threads.
     """
 
-    def __init__(self, timeout: float = 2.0, max_drain: int = 65536) -> None:
+    def __init__(self, timeout: float = 2.0, max_drain: int = 65536, limit: int = 1024) -> None:
         self._timeout = timeout
         self._max_drain = max_drain
+        self._limit = limit
         self._selector = selectors.DefaultSelector()
         self._drained: dict[socket.socket, int] = {}
         self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
@@ -130,6 +134,8 @@ class _Closing:
             return
         self._drained[sock] = 0
         self._deadlines.append((time.monotonic() + self._timeout, sock))
+        while len(self._drained) > self._limit:
+            self._finish(self._deadlines.popleft()[1])
 
     def poll(self) -> None:
         """Close the connections whose clients have closed, and those past their deadline."""
@@ -181,6 +187,8 @@ def request_arrival(head: bytes, max_body: int | None) -> Arrival:
         return Arrival.WHOLE  # refused (413) without reading the body
     if len(head) >= end + 4 + length:
         return Arrival.WHOLE
+    if b"\nexpect:" in headers:
+        return Arrival.READER  # the client may wait for a 100 Continue: a reader sends it, then reads
     return Arrival.PARTIAL if end + 4 + length <= BUFFER_BYTES else Arrival.READER
 
 
@@ -291,7 +299,9 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         self._handed: queue.SimpleQueue[tuple[Any, Any, Any, Any]] = queue.SimpleQueue()
         self._slow: queue.Queue[tuple[Any, Any, Any, bytes]] = queue.Queue(maxsize=4 * self.cfg.threads)
-        self._closing = _Closing()
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        files = 65536 if files == resource.RLIM_INFINITY else files
+        self._closing = _Closing(limit=max(32, files // 4))  # a quarter of the descriptors a worker has
         self._waiting = _Waiting(max(64, 32 * self.cfg.threads), self.cfg.timeout)
         self._reading = 0  # connections a reader has taken and not yet handed back or closed
         self._reading_lock = threading.Lock()
@@ -410,7 +420,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         req = None
         try:
             req = next(http.get_parser(self.cfg, client, addr))
-            self._read_body(req)
+            self._read_body(req, client)
             return req
         except (http.errors.NoMoreData, StopIteration, ssl.SSLError):
             pass  # the client left, or sent nothing
@@ -424,14 +434,22 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         close(client)
         return None
 
-    def _read_body(self, req: Any) -> None:
-        """Read the body now (up to the app's MAX_CONTENT_LENGTH, plus one byte to tell it is over)."""
+    def _read_body(self, req: Any, client: Any) -> None:
+        """Read the body now (up to the app's MAX_CONTENT_LENGTH, plus one byte to tell it is over).
+
+        A client that sent `Expect: 100-continue` may wait for the 100 before its body: it is sent
+        here, before the body is read, and not again by gunicorn (nor for a body refused unread).
+        """
+        expects_100 = getattr(req, "_expected_100_continue", False)
+        req._expected_100_continue = False
         reader = req.body.reader
         if not isinstance(reader, ChunkedReader | LengthReader) or getattr(reader, "length", 1) == 0:
             return  # no body (an EOFReader would wait for the client to close)
         limit: int | None = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
         if limit is not None and getattr(reader, "length", 0) > limit:
             return  # the app refuses it (413) without reading it
+        if expects_100:
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             data = req.body.read(None if limit is None else limit + 1)
         except Exception:  # noqa: BLE001 (stalled, cut or malformed: the app answers 400 for the short body)
