@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from flask import current_app
 
 from qrsvc import clock, usage
 from qrsvc.config import Plan
-from qrsvc.db import insert, per_dialect
+from qrsvc.db import dialect_name, insert, per_dialect
 from qrsvc.errors import ApiError, NotFoundError
 from qrsvc.extensions import db
 from qrsvc.images import (
@@ -63,18 +63,22 @@ def _content_hash(options: QrOptions) -> str:
 def _reserve_quota(owner: ApiKey, plan: Plan, count: int) -> None:
     """Count `count` codes against the plan's month, or refuse with 429 (decided in SQL)."""
     if not usage.reserve_codes(owner.id, count, plan.codes_per_month):
-        used = usage.codes_this_month(owner.id)
-        today = clock.now()
-        next_month = (today.replace(day=28) + timedelta(days=4)).replace(
-            day=1, hour=0, minute=0, second=0, microsecond=0
-        )
-        raise ApiError(
-            429,
-            "quota_exceeded",
-            f"plan {plan.name!r} allows {plan.codes_per_month} codes a month and "
-            f"{used} have been made; the quota renews on {next_month.date().isoformat()}",
-            headers={"Retry-After": str(int((next_month - today).total_seconds()) + 1)},
-        )
+        raise _quota_exceeded(owner, plan)
+
+
+def _quota_exceeded(owner: ApiKey, plan: Plan) -> ApiError:
+    used = usage.codes_this_month(owner.id)
+    today = clock.now()
+    next_month = (today.replace(day=28) + timedelta(days=4)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    return ApiError(
+        429,
+        "quota_exceeded",
+        f"plan {plan.name!r} allows {plan.codes_per_month} codes a month and "
+        f"{used} have been made; the quota renews on {next_month.date().isoformat()}",
+        headers={"Retry-After": str(int((next_month - today).total_seconds()) + 1)},
+    )
 
 
 @per_dialect
@@ -86,6 +90,66 @@ def _insert_codes() -> Any:
         .on_conflict_do_nothing(index_elements=[table.c.owner_id, table.c.content_hash])
         .returning(table.c.content_hash)
     )
+
+
+_COLUMNS = ("id", "owner_id", "content_hash", "data", "options", "version", "created_at")
+
+
+@per_dialect
+def _store_one_statement() -> Any:
+    """PostgreSQL, one code: reserve it, count it and insert its record in one statement.
+
+    The quota's conditional upsert decides as in `usage.reserve_codes`; the day's count and
+    the record are written only when it took (`usage.counter_ctes`). The row answers the
+    month's total (no row: refused) and the inserted hash (NULL: an identical record exists).
+    """
+    reserved, counted = usage.counter_ctes()
+    table = QrCode.__table__
+    record = sa.select(*(sa.bindparam(name, type_=table.c[name].type) for name in _COLUMNS)).where(
+        sa.exists(sa.select(reserved.c.codes))
+    )
+    inserted = (
+        insert(table)
+        .from_select(list(_COLUMNS), record)
+        .on_conflict_do_nothing(index_elements=[table.c.owner_id, table.c.content_hash])
+        .returning(table.c.content_hash)
+        .cte("inserted")
+    )
+    return sa.select(reserved.c.codes, sa.select(inserted.c.content_hash).scalar_subquery()).add_cte(counted)
+
+
+def _row(owner: ApiKey, content_hash: str, image: Image, data: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_code_id(),
+        "owner_id": owner.id,
+        "content_hash": content_hash,
+        "data": data,
+        "options": image.options.stored(),
+        "version": image.symbol.version,
+        "created_at": now,
+    }
+
+
+def _find_stored(owner: ApiKey, hashes: set[str]) -> dict[str, QrCode]:
+    query = sa.select(QrCode).where(QrCode.owner_id == owner.id, QrCode.content_hash.in_(hashes))
+    return {code.content_hash: code for code in db.session.scalars(query)}
+
+
+def _store_one(owner: ApiKey, image: Image, data: str) -> QrCode:
+    """`store_images` of one image on PostgreSQL: one round trip where there were three."""
+    plan = plan_of(owner)
+    if plan.codes_per_month < 1:
+        raise _quota_exceeded(owner, plan)
+    content_hash = _content_hash(image.options)
+    row = _row(owner, content_hash, image, data, clock.now())
+    params = usage.counter_params(owner.id, 1, plan.codes_per_month) | row
+    result = db.session.execute(_store_one_statement(), params).first()
+    if result is None:
+        raise _quota_exceeded(owner, plan)
+    usage.counted(params)
+    if result[1] is None:
+        return _find_stored(owner, {content_hash})[content_hash]
+    return QrCode(**row)
 
 
 def store_images(
@@ -100,19 +164,13 @@ def store_images(
     """
     if not images:
         return []
+    if len(images) == 1 and dialect_name() == "postgresql":
+        return [_store_one(owner, images[0], keep[0] if keep else images[0].options.data)]
     _reserve_quota(owner, plan_of(owner), len(images))
     now = clock.now()
     hashes = [_content_hash(image.options) for image in images]
     rows = {
-        content_hash: {
-            "id": new_code_id(),
-            "owner_id": owner.id,
-            "content_hash": content_hash,
-            "data": data,
-            "options": image.options.stored(),
-            "version": image.symbol.version,
-            "created_at": now,
-        }
+        content_hash: _row(owner, content_hash, image, data, now)
         for content_hash, image, data in zip(
             hashes, images, keep or [image.options.data for image in images], strict=True
         )
@@ -122,12 +180,7 @@ def store_images(
     found = {content_hash: QrCode(**rows[content_hash]) for content_hash in inserted}
     existing = set(rows) - inserted
     if existing:
-        found.update(
-            (code.content_hash, code)
-            for code in db.session.scalars(
-                sa.select(QrCode).where(QrCode.owner_id == owner.id, QrCode.content_hash.in_(existing))
-            )
-        )
+        found.update(_find_stored(owner, existing))
     usage.count(owner.id, codes=len(images))
     return [found[content_hash] for content_hash in hashes]
 

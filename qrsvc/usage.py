@@ -7,6 +7,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from qrsvc import clock
@@ -127,6 +128,67 @@ def reserve_codes(key_id: int, count: int, quota: int) -> bool:
     return db.session.execute(_reserve_statement(), params).first() is not None
 
 
+def counter_ctes() -> tuple[Any, Any]:
+    """PostgreSQL: `reserve_codes` and `count` as two CTEs, the day's counted only if the month took.
+
+    For one statement that reserves, counts and writes what was reserved for (see
+    `qrsvc.codes`): each statement is a round trip. `reserved` returns the month's new
+    total and no row when the quota refused; then `counted` inserts nothing. Parameters:
+    `counter_params`. (SQLite has no INSERT in a WITH.)
+    """
+    months, days = UsageMonth.__table__, UsageDay.__table__
+    key_id, codes = sa.bindparam("key_id", type_=sa.Integer), sa.bindparam("codes", type_=sa.Integer)
+    month = postgresql.insert(months).values(
+        key_id=key_id, month=sa.bindparam("month", type_=sa.Date), codes=codes
+    )
+    reserved = (
+        month.on_conflict_do_update(
+            index_elements=[months.c.key_id, months.c.month],
+            set_={"codes": months.c.codes + month.excluded.codes},
+            where=months.c.codes + month.excluded.codes <= sa.bindparam("quota", type_=sa.Integer),
+        )
+        .returning(months.c.codes)
+        .cte("reserved")
+    )
+    today = sa.select(
+        key_id, sa.bindparam("day", type_=sa.Date), sa.bindparam("requests", type_=sa.Integer), codes
+    ).where(sa.exists(sa.select(reserved.c.codes)))
+    day = postgresql.insert(days).from_select(["key_id", "day", "requests", "codes"], today)
+    counted = day.on_conflict_do_update(
+        index_elements=[days.c.key_id, days.c.day],
+        set_={
+            "requests": days.c.requests + day.excluded.requests,
+            "codes": days.c.codes + day.excluded.codes,
+        },
+    ).cte("counted")
+    return reserved, counted
+
+
+def counter_params(key_id: int, codes: int, quota: int) -> dict[str, Any]:
+    """The parameters of `counter_ctes`; the requests waiting to be counted ride along (see `counted`)."""
+    pending: dict[int, int] = db.session.info.get(_PENDING, {})
+    today = clock.now().date()
+    return {
+        "key_id": key_id,
+        "month": today.replace(day=1),
+        "codes": codes,
+        "quota": quota,
+        "day": today,
+        "requests": pending.get(key_id, 0),
+    }
+
+
+def counted(params: dict[str, Any]) -> None:
+    """The statement with `counter_ctes` ran and its reservation took: its requests are counted."""
+    pending: dict[int, int] = db.session.info.get(_PENDING, {})
+    key_id, requests = params["key_id"], params["requests"]
+    if requests:
+        pending[key_id] -= requests
+        if not pending[key_id]:
+            del pending[key_id]
+    _take(key_id, requests)
+
+
 def _this_month() -> date:
     return clock.now().date().replace(day=1)
 
@@ -157,6 +219,9 @@ __all__ = [
     "codes_this_month",
     "count",
     "count_request_later",
+    "counted",
+    "counter_ctes",
+    "counter_params",
     "flush",
     "has_pending",
     "init_app",

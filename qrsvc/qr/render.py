@@ -184,9 +184,32 @@ def _svg_fill(attribute: str, color: Color) -> str:
     return fill
 
 
+def _svg_path(symbol: Symbol, box: Layout) -> str:
+    """`M{x} {y}h{w}v{m}h-{w}z` for every run of dark modules, its numbers looked up, not computed.
+
+    The same bytes as formatting each run's arithmetic, in half the time: an SVG
+    response spent more on this string than a PNG on its whole image.
+    """
+    width, module, modules = symbol.width, box.module, symbol.modules
+    at = [str(box.origin + i * module) for i in range(width)]
+    tails = [f"h{n * module}v{module}h-{n * module}z" for n in range(width + 1)]
+    parts: list[str] = []
+    for y in range(width):
+        row = modules[y * width : (y + 1) * width]
+        top = " " + at[y]
+        x = row.find(1)
+        while x != -1:
+            end = row.find(0, x)
+            if end == -1:
+                end = width
+            parts.append(f"M{at[x]}{top}{tails[end - x]}")
+            x = row.find(1, end)
+    return "".join(parts)
+
+
 def _svg(symbol: Symbol, style: Style, box: Layout) -> bytes:
-    m, o, s = box.module, box.origin, box.size
-    path = "".join(f"M{o + x * m} {o + y * m}h{n * m}v{m}h-{n * m}z" for y, x, n in _dark_runs(symbol))
+    s = box.size
+    path = _svg_path(symbol, box)
     background = ""
     if style.background.a:
         background = f'<rect width="{s}" height="{s}" {_svg_fill("fill", style.background)}/>'

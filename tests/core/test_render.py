@@ -160,3 +160,22 @@ def test_engines_make_symbols_of_the_same_kind() -> None:
         assert zxing.error_correction == reference.error_correction == level
         assert abs(zxing.version - reference.version) <= 1
         assert decode(render(reference, "png", Style())) == decode(render(zxing, "png", Style())) == [data]
+
+
+@pytest.mark.parametrize(("size", "quiet_zone"), [(333, 4), (100, 1), (2000, 0)])
+def test_svg_path_covers_exactly_the_dark_modules(size: int, quiet_zone: int) -> None:
+    """Each rectangle of the path is one run of dark modules in a row, on the module grid."""
+    symbol = encode("https://example.com/svg/" + "x" * 60, "H")
+    box = layout(symbol.width, Style(size=size, quiet_zone=quiet_zone))
+    content = render(symbol, "svg", Style(size=size, quiet_zone=quiet_zone)).decode()
+    path = re.search(r' d="([^"]+)"', content)
+    assert path is not None
+    drawn = bytearray(symbol.width * symbol.width)
+    for x, y, w, h, back in re.findall(r"M(\d+) (\d+)h(\d+)v(\d+)h-(\d+)z", path.group(1)):
+        assert int(h) == box.module and int(back) == int(w)
+        column, row = divmod(int(x) - box.origin, box.module), divmod(int(y) - box.origin, box.module)
+        assert column[1] == row[1] == int(w) % box.module == 0
+        for i in range(int(w) // box.module):
+            drawn[row[0] * symbol.width + column[0] + i] += 1
+    assert bytes(drawn) == symbol.modules
+    assert decode(content.encode(), "svg") == ["https://example.com/svg/" + "x" * 60]

@@ -147,3 +147,19 @@ def test_sqlite_synchronous_refuses_other_values() -> None:
     with pytest.raises(ConfigError, match="QRSVC_SQLITE_SYNCHRONOUS"):
         load(environ={"QRSVC_SQLITE_SYNCHRONOUS": "off"})
     assert load(environ={"QRSVC_SQLITE_SYNCHRONOUS": "full"})["SQLITE_SYNCHRONOUS"] == "FULL"
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"PLANS": {"free": {"requests_per_minute": 1000, "codes_per_month": 3}}}]
+)
+def test_an_identical_single_code_shares_its_record_and_still_counts(client, make_key, decode) -> None:
+    """One code a request (one statement on PostgreSQL): a repeat is the same record, counted again."""
+    auth = {"Authorization": f"Bearer {make_key(plan='free')}"}
+    body = {"data": "same", "response": "json"}
+    first, again = (client.post("/v1/qr/generate", json=body, headers=auth).get_json() for _ in range(2))
+    assert first["id"] == again["id"]
+    assert decode(client.get(f"/v1/qr/{first['id']}.png").data) == ["same"]
+    listed = client.get("/v1/qr", headers=auth).get_json()["items"]
+    assert [item["id"] for item in listed] == [first["id"]]
+    usage = client.get("/v1/account/usage", headers=auth).get_json()["usage"]
+    assert usage == {"requests_today": 4, "codes_today": 2, "codes_this_month": 2}
