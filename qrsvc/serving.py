@@ -302,8 +302,8 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         files = 65536 if files == resource.RLIM_INFINITY else files
         self._closing = _Closing(limit=max(32, files // 4))  # a quarter of the descriptors a worker has
-        self._waiting = _Waiting(max(64, 32 * self.cfg.threads), self.cfg.timeout)
-        self._reading = 0  # connections a reader has taken and not yet handed back or closed
+        self._waiting = _Waiting(max(16, min(32 * self.cfg.threads, files // 4)), self.cfg.timeout)
+        self._reading = 0  # connections queued for or taken by a reader, not yet handed back or closed
         self._reading_lock = threading.Lock()
         for number in range(self.cfg.threads):
             threading.Thread(target=self._reader, name=f"qrsvc-read-{number}", daemon=True).start()
@@ -322,7 +322,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         super().run()
         # Stopping (SIGTERM, max requests): answer the requests already arriving, as gthread does.
         deadline = time.monotonic() + max(0.0, self.cfg.graceful_timeout - 1)
-        while self._reading or len(self._waiting) or not self._slow.empty() or not self._handed.empty():
+        while self._reading or len(self._waiting) or not self._handed.empty():
             if time.monotonic() > deadline:
                 break
             self.notify()
@@ -331,7 +331,17 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
 
     def accept(self, listener: Any) -> None:
         self._between_requests()
-        client, addr = listener.accept()
+        try:
+            client, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            # Out of descriptors: gunicorn's loop would let this kill the worker and every
+            # connection it holds. Leave the connection queued and free some first.
+            self.log.warning("Out of file descriptors; accepting again shortly.")
+            time.sleep(0.05)
+            self._between_requests()
+            return
         util.close_on_exec(client)
         if self.cfg.is_ssl:
             self._to_reader(listener, client, addr, b"")
@@ -383,16 +393,18 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
             self._respond(listener, prefixed, addr, req)
 
     def _to_reader(self, listener: Any, client: socket.socket, addr: Any, data: bytes) -> None:
+        with self._reading_lock:  # counted from here, so a stopping loop never sees it in between
+            self._reading += 1
         try:
             self._slow.put_nowait((listener, client, addr, data))
         except queue.Full:
+            with self._reading_lock:
+                self._reading -= 1
             self._refuse(client, b"HTTP/1.1 503 Service Unavailable\r\n")
 
     def _reader(self) -> None:
         while True:
             listener, client, addr, data = self._slow.get()
-            with self._reading_lock:
-                self._reading += 1
             try:
                 self._read_slowly(listener, client, addr, data)
             finally:
@@ -468,6 +480,10 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
                 exc, TimeoutError
             ):
                 self.log.exception("Socket error processing request.")
+        except (SystemExit, KeyboardInterrupt) as exc:  # killed past the timeout, or told to quit now
+            self.handle_error(req, client, addr, exc)  # the client hears it (500), then the worker goes
+            self._closing.add(client)
+            raise
         except BaseException as exc:  # noqa: BLE001 (as gunicorn's sync worker: a 500 page, as JSON)
             self.handle_error(req, client, addr, exc)
         self._closing.add(client)
