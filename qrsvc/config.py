@@ -135,9 +135,7 @@ CORE_SETTINGS = (
         None,
         doc="`/metrics` answers only `Authorization: Bearer <token>`; unset: only loopback callers",
     ),
-    Setting(
-        "THREADS", 8, int, "reader threads of a `qrsvc serve` worker (a request not fully arrived holds one)"
-    ),
+    Setting("THREADS", 8, int, "reader threads of a `qrsvc serve` worker, for chunked and large bodies"),
     Setting(
         "WORKER_CLASS",
         "thread",
