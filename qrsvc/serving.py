@@ -1,4 +1,4 @@
-"""gunicorn glue: threaded workers with I/O deadlines, and logs that cannot be forged or leak keys."""
+"""gunicorn glue: a worker loop slow clients cannot hold up, and logs that cannot be forged or leak keys."""
 
 from __future__ import annotations
 
@@ -98,42 +98,64 @@ class SyncWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
     """gunicorn's sync worker with JSON errors for requests it cannot parse."""
 
 
-class _Closing:
+class _Watched:
+    """Sockets the worker's loop polls between requests, each until a deadline (loop thread only).
+
+    Never waits: `_ready` is a `select` with no timeout. The selector's descriptor goes in the
+    loop's `wait_fds`, so an idle loop wakes when one of them has something to read.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._selector = selectors.DefaultSelector()
+        self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
+
+    def fileno(self) -> int:
+        return self._selector.fileno()
+
+    def _watch(self, sock: socket.socket) -> None:
+        self._selector.register(sock, selectors.EVENT_READ)
+        self._deadlines.append((time.monotonic() + self._timeout, sock))
+
+    def _ready(self) -> list[socket.socket]:
+        return [key.fileobj for key, _ in self._selector.select(0)]  # type: ignore[misc]
+
+    def _expired(self) -> list[socket.socket]:
+        """Sockets past their deadline, oldest first (some may have left already: callers check)."""
+        now, expired = time.monotonic(), []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            expired.append(self._deadlines.popleft()[1])
+        return expired
+
+
+class _Closing(_Watched):
     """Answered connections, closed once the client has closed its side too (RFC 9112 section 9.6).
 
     Closing at once with request bytes still unread (a body refused before it was read)
     makes the kernel send a reset, which can destroy the response before the client reads
     it. gunicorn's sync worker waits for the client's FIN in its loop, one connection at a
-    time: a round trip of idle worker per request on a real network. Here the worker's loop
-    polls all of them between requests (never waiting), each for at most `timeout` seconds
-    and `max_drain` bytes; its selector's descriptor wakes the idle loop when one is ready.
-    At most `limit` wait at once (then the oldest is closed): clients that never close would
-    otherwise hold descriptors until `accept` fails and the worker dies.
-    Loop thread only: a selector is not shared between threads.
+    time: a round trip of idle worker per request on a real network. Here each waits at most
+    `timeout` seconds and `max_drain` bytes, and at most `limit` at once (then the oldest is
+    closed): clients that never close would otherwise hold descriptors until `accept` fails
+    and the worker dies.
     """
 
     def __init__(self, timeout: float = 2.0, max_drain: int = 65536, limit: int = 1024) -> None:
-        self._timeout = timeout
+        super().__init__(timeout)
         self._max_drain = max_drain
         self._limit = limit
-        self._selector = selectors.DefaultSelector()
         self._drained: dict[socket.socket, int] = {}
-        self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
-
-    def fileno(self) -> int:
-        return self._selector.fileno()
 
     def add(self, sock: socket.socket) -> None:
         """Send FIN now; the socket is closed when the client has sent its own (or gives up)."""
         try:
             sock.shutdown(socket.SHUT_WR)
             sock.setblocking(False)
-            self._selector.register(sock, selectors.EVENT_READ)
+            self._watch(sock)
         except (OSError, ValueError):  # already reset or gone
             sock.close()
             return
         self._drained[sock] = 0
-        self._deadlines.append((time.monotonic() + self._timeout, sock))
         while len(self._drained) > self._limit:
             self._finish(self._deadlines.popleft()[1])
 
@@ -141,20 +163,18 @@ class _Closing:
         """Close the connections whose clients have closed, and those past their deadline."""
         if not self._drained:
             return
-        for key, _ in self._selector.select(0):
-            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+        for conn in self._ready():
             try:
-                data = sock.recv(65536)
+                data = conn.recv(65536)
             except BlockingIOError:
                 continue
             except OSError:
                 data = b""
-            self._drained[sock] += len(data)
-            if not data or self._drained[sock] > self._max_drain:
-                self._finish(sock)
-        now = time.monotonic()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            self._finish(self._deadlines.popleft()[1])
+            self._drained[conn] += len(data)
+            if not data or self._drained[conn] > self._max_drain:
+                self._finish(conn)
+        for conn in self._expired():
+            self._finish(conn)
 
     def _finish(self, sock: socket.socket) -> None:
         if self._drained.pop(sock, None) is not None:
@@ -209,39 +229,31 @@ class _Prefixed:
         return self._sock.recv(size, *flags)
 
 
-class _Waiting:
+class _Waiting(_Watched):
     """Connections whose request has not fully arrived, read in the worker's loop as bytes come.
 
-    Never blocks: the loop reads what each readable connection has between requests, so a
-    client that dribbles its request holds a few bytes of memory, not a thread or the
+    A client that dribbles its request holds a few bytes of memory, not a thread or the
     worker. A connection gets `timeout` seconds in all to send its request; at most `limit`
-    wait at once. Loop thread only.
+    wait at once.
     """
 
     def __init__(self, limit: int, timeout: float) -> None:
-        self.max_body: int | None = None
+        super().__init__(timeout)
         self._limit = limit
-        self._timeout = timeout
-        self._selector = selectors.DefaultSelector()
         self._waiting: dict[socket.socket, tuple[Any, Any, bytearray]] = {}
-        self._deadlines: collections.deque[tuple[float, socket.socket]] = collections.deque()
 
     def __len__(self) -> int:
         return len(self._waiting)
-
-    def fileno(self) -> int:
-        return self._selector.fileno()
 
     def add(self, listener: Any, client: socket.socket, addr: Any, data: bytes) -> bool:
         """Keep `client` until its request has arrived; False when the room is full."""
         if len(self._waiting) >= self._limit:
             return False
-        self._selector.register(client, selectors.EVENT_READ)
+        self._watch(client)
         self._waiting[client] = (listener, addr, bytearray(data))
-        self._deadlines.append((time.monotonic() + self._timeout, client))
         return True
 
-    def poll(self) -> list[tuple[Arrival | None, Any, socket.socket, Any, bytes]]:
+    def poll(self, max_body: int | None) -> list[tuple[Arrival | None, Any, socket.socket, Any, bytes]]:
         """Read what has come; the connections that are done waiting, with what to do with each.
 
         `None`: the client left or ran out of time (its bytes say which: empty means left).
@@ -249,8 +261,7 @@ class _Waiting:
         if not self._waiting:
             return []
         done: list[tuple[Arrival | None, Any, socket.socket, Any, bytes]] = []
-        for key, _ in self._selector.select(0):
-            client: socket.socket = key.fileobj  # type: ignore[assignment]
+        for client in self._ready():
             listener, addr, head = self._waiting[client]
             try:
                 data = client.recv(BUFFER_BYTES - len(head) + 1)
@@ -262,12 +273,10 @@ class _Waiting:
                 done.append((None, listener, self._leave(client), addr, b""))
                 continue
             head += data
-            arrival = request_arrival(bytes(head), self.max_body)
+            arrival = request_arrival(bytes(head), max_body)
             if arrival is not Arrival.PARTIAL:
                 done.append((arrival, listener, self._leave(client), addr, bytes(head)))
-        now = time.monotonic()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            client = self._deadlines.popleft()[1]
+        for client in self._expired():
             if client in self._waiting:
                 listener, addr, head = self._waiting[client]
                 done.append((None, listener, self._leave(client), addr, bytes(head) or b"-"))
@@ -277,6 +286,10 @@ class _Waiting:
         del self._waiting[client]
         self._selector.unregister(client)
         return client
+
+
+#: Refused with a 503: the waiting room or the readers' queue is full.
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\n"
 
 
 class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
@@ -318,7 +331,8 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         self.wait_fds: list[Any] = [*self.wait_fds, self._closing, self._waiting]
 
     def run(self) -> None:
-        self._waiting.max_body = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        # The app refuses a longer body (413) unread; the worker reads no more of it either.
+        self._max_body: int | None = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
         super().run()
         # Stopping (SIGTERM, max requests): answer the requests already arriving, as gthread does.
         deadline = time.monotonic() + max(0.0, self.cfg.graceful_timeout - 1)
@@ -357,13 +371,13 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         if gone:
             client.close()
             return
-        arrival = request_arrival(data, self._waiting.max_body)
+        arrival = request_arrival(data, self._max_body)
         if arrival is Arrival.WHOLE:
             self._serve_buffered(listener, client, addr, data)
         elif arrival is Arrival.READER:
             self._to_reader(listener, client, addr, data)
         elif not self._waiting.add(listener, client, addr, data):
-            self._refuse(client, b"HTTP/1.1 503 Service Unavailable\r\n")
+            self._refuse(client, _BUSY)
 
     def wait(self, timeout: float) -> Any:
         ready = super().wait(timeout)
@@ -373,7 +387,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
     def _between_requests(self) -> None:
         while not self._handed.empty():
             self._respond(*self._handed.get())
-        for arrival, listener, client, addr, data in self._waiting.poll():
+        for arrival, listener, client, addr, data in self._waiting.poll(self._max_body):
             if arrival is Arrival.WHOLE:
                 self._serve_buffered(listener, client, addr, data)
             elif arrival is Arrival.READER:
@@ -400,7 +414,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         except queue.Full:
             with self._reading_lock:
                 self._reading -= 1
-            self._refuse(client, b"HTTP/1.1 503 Service Unavailable\r\n")
+            self._refuse(client, _BUSY)
 
     def _reader(self) -> None:
         while True:
@@ -437,10 +451,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         except (http.errors.NoMoreData, StopIteration, ssl.SSLError):
             pass  # the client left, or sent nothing
         except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN) and not isinstance(
-                exc, TimeoutError
-            ):
-                self.log.exception("Socket error reading a request.")
+            self._socket_error(exc, "Socket error reading a request.")
         except BaseException as exc:  # noqa: BLE001 (a request gunicorn cannot parse: its 4xx, as JSON)
             self.handle_error(req, client, addr, exc)
         close(client)
@@ -457,7 +468,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         reader = req.body.reader
         if not isinstance(reader, ChunkedReader | LengthReader) or getattr(reader, "length", 1) == 0:
             return  # no body (an EOFReader would wait for the client to close)
-        limit: int | None = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        limit = self._max_body
         if limit is not None and getattr(reader, "length", 0) > limit:
             return  # the app refuses it (413) without reading it
         if expects_100:
@@ -476,10 +487,7 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         except StopIteration:
             pass  # the response failed after its headers went out: logged, connection dropped
         except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN) and not isinstance(
-                exc, TimeoutError
-            ):
-                self.log.exception("Socket error processing request.")
+            self._socket_error(exc, "Socket error processing request.")
         except (SystemExit, KeyboardInterrupt) as exc:  # killed past the timeout, or told to quit now
             self.handle_error(req, client, addr, exc)  # the client hears it (500), then the worker goes
             self._closing.add(client)
@@ -487,6 +495,13 @@ class ThreadWorker(JsonErrorsMixin, sync.SyncWorker):  # type: ignore[misc]
         except BaseException as exc:  # noqa: BLE001 (as gunicorn's sync worker: a 500 page, as JSON)
             self.handle_error(req, client, addr, exc)
         self._closing.add(client)
+
+    def _socket_error(self, exc: OSError, message: str) -> None:
+        """Log it, unless the client just left or stalled past the timeout (as gunicorn's sync worker)."""
+        if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN) and not isinstance(
+            exc, TimeoutError
+        ):
+            self.log.exception(message)
 
     def _refuse(self, client: socket.socket, status_line: bytes) -> None:
         """Too many waiting (503) or out of time (408): say so now, without waiting on the client."""
