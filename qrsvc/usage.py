@@ -55,8 +55,7 @@ def flush() -> None:
 
 def count(key_id: int, *, requests: int = 0, codes: int = 0) -> None:
     """Add to today's counters in the current transaction (an atomic upsert, no read)."""
-    pending: dict[int, int] = db.session.info.get(_PENDING, {})
-    taken = pending.pop(key_id, 0)
+    taken = db.session.info.get(_PENDING, {}).pop(key_id, 0)
     _upsert(key_id, requests + taken, codes)
     _take(key_id, taken)
 
@@ -180,13 +179,8 @@ def counter_params(key_id: int, codes: int, quota: int) -> dict[str, Any]:
 
 def counted(params: dict[str, Any]) -> None:
     """The statement with `counter_ctes` ran and its reservation took: its requests are counted."""
-    pending: dict[int, int] = db.session.info.get(_PENDING, {})
-    key_id, requests = params["key_id"], params["requests"]
-    if requests:
-        pending[key_id] -= requests
-        if not pending[key_id]:
-            del pending[key_id]
-    _take(key_id, requests)
+    key_id = params["key_id"]
+    _take(key_id, db.session.info.get(_PENDING, {}).pop(key_id, 0))
 
 
 def _this_month() -> date:
