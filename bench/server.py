@@ -26,6 +26,22 @@ BENCH_PLANS = {
 }
 
 
+def qrsvc_cli(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
+    """Run the `qrsvc` command of the checkout at `root`; its output, or an error with what it said."""
+    done = subprocess.run(
+        [sys.executable, "-m", "qrsvc.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"qrsvc {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
 class BenchServer:
     """`qrsvc serve` with its own instance folder; `key` is a fresh API key on the bench plan."""
 
@@ -57,14 +73,7 @@ class BenchServer:
         self._wait()
 
     def _cli(self, *args: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "qrsvc.cli", *args],
-            cwd=self.root,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        return qrsvc_cli(self.env, *args, root=self.root)
 
     def _wait(self) -> None:
         deadline = time.monotonic() + 30

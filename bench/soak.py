@@ -75,6 +75,7 @@ import requests
 from aiosmtpd.controller import Controller
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from server import qrsvc_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = {
@@ -332,21 +333,6 @@ class Worker:
     def close(self) -> None:
         stop_group(self.process)
         self._log.close()
-
-
-def qrsvc_cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "qrsvc.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"qrsvc {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
 
 
 # -- requests and what became of them --------------------------------------------------------------

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from server import qrsvc_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = {"bench": {"requests_per_minute": 10_000_000, "codes_per_month": 100_000_000}}
@@ -44,18 +45,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _qrsvc(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "qrsvc.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
 
 
 def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -117,8 +106,8 @@ def main() -> None:
             "QRSVC_DEFAULT_PLAN": "bench",
             "QRSVC_LOG_LEVEL": "WARNING",
         }
-        _qrsvc(env, "db", "upgrade")
-        key = _qrsvc(env, "keys", "create", "--name", "bench", "--plan", "bench").strip().splitlines()[-1]
+        qrsvc_cli(env, "db", "upgrade")
+        key = qrsvc_cli(env, "keys", "create", "--name", "bench", "--plan", "bench").strip().splitlines()[-1]
         headers = {"Authorization": f"Bearer {key}"}
         port = _free_port()
         base = f"http://127.0.0.1:{port}"

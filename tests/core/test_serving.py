@@ -11,7 +11,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -302,16 +302,23 @@ def test_slow_clients_past_the_waiting_room_are_refused_at_once(few_threads) -> 
             sock.close()
 
 
-def test_a_request_whose_body_comes_later_is_answered(few_threads, decode) -> None:
-    server, key = few_threads
-    body = json.dumps({"data": "sent in two parts"}).encode()
+def _generate_in_two_parts(server, key: str, data: str, meanwhile: Callable[[], object]) -> bytes:
+    """POST a code's JSON, all but the first 5 bytes of the body after `meanwhile`; the answer's image."""
+    body = json.dumps({"data": data}).encode()
     with _connect(server) as sock:
         sock.sendall(_generate_head(key, len(body)) + body[:5])
-        time.sleep(1.5)  # longer than the loop would ever wait on a request it took for whole
+        meanwhile()
         sock.sendall(body[5:])
         answer = _read_all(sock)
     head, image = answer.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200"), head
+    return image
+
+
+def test_a_request_whose_body_comes_later_is_answered(few_threads, decode) -> None:
+    server, key = few_threads
+    # Longer than the loop would ever wait on a request it took for whole.
+    image = _generate_in_two_parts(server, key, "sent in two parts", lambda: time.sleep(1.5))
     assert decode(image) == ["sent in two parts"]
 
 
@@ -331,16 +338,13 @@ def test_connections_that_send_nothing_hold_up_nothing(few_threads) -> None:
 def test_a_stopping_worker_still_answers_the_request_it_is_reading(few_threads, decode) -> None:
     """SIGTERM while a client is still sending: it gets its answer, not a reset (nothing is lost)."""
     server, key = few_threads
-    body = json.dumps({"data": "answered while stopping"}).encode()
-    with _connect(server) as sock:
-        sock.sendall(_generate_head(key, len(body)) + body[:5])
+
+    def stop_the_server() -> None:
         time.sleep(0.5)
         os.killpg(server.process.pid, signal.SIGTERM)
         time.sleep(0.5)
-        sock.sendall(body[5:])
-        answer = _read_all(sock)
-    head, image = answer.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 200"), head
+
+    image = _generate_in_two_parts(server, key, "answered while stopping", stop_the_server)
     assert decode(image) == ["answered while stopping"]
     server.process.wait(30)
 
