@@ -1140,7 +1140,10 @@ def _run(args: argparse.Namespace, folder: Path, cleanup: contextlib.ExitStack) 
         "QRSVC_DEFAULT_PLAN": "soak",
         "QRSVC_LOG_LEVEL": "WARNING",
         "QRSVC_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
-        "QRSVC_SMTP_TIMEOUT": "5",
+        # A claim stranded by the database fault (its renewal failed: nothing sent, nothing
+        # recorded) is sent again after its lease: short enough here for the wait below.
+        "QRSVC_SMTP_TIMEOUT": "2",
+        "QRSVC_OUTBOX_LEASE_SECONDS": "20",
         "QRSVC_OUTBOX_INTERVAL_SECONDS": "0.3",
         "QRSVC_OUTBOX_BACKOFF_SECONDS": "0.5",
         "QRSVC_OUTBOX_MAX_ATTEMPTS": "30",
